@@ -1,0 +1,171 @@
+"""Request dependencies: settings, DB session, and who is calling (session cookie or API token).
+
+Authorization denies by default: every route declares a `require(...)` policy, and the test suite
+fails when a route has none (tests/backend/test_rbac_matrix.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from backend.config import Settings, get_settings
+from backend.db.base import utcnow
+from backend.db.models import ApiToken, User, UserSession
+from backend.db.session import get_sessionmaker
+from backend.domain.enums import TokenScope, UserRole
+from backend.domain.errors import Forbidden, NotAuthenticated
+from backend.services.sessions import resolve_session, sha256_hex
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def session_cookie_name(settings: Settings) -> str:
+    # The __Host- prefix makes browsers refuse the cookie unless it is Secure, host-only and Path=/.
+    return "__Host-saferlhf_session" if settings.cookie_secure else "saferlhf_session"
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings = getattr(request.app.state, "settings", None)
+    return settings if isinstance(settings, Settings) else get_settings()
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    factory = getattr(request.app.state, "sessionmaker", None) or get_sessionmaker()
+    session = factory()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+DbDep = Annotated[Session, Depends(get_db)]
+
+ROLE_SCOPES: dict[UserRole, frozenset[TokenScope]] = {
+    UserRole.annotator: frozenset({TokenScope.annotate}),
+    UserRole.reviewer: frozenset({TokenScope.annotate, TokenScope.read}),
+    UserRole.admin: frozenset({TokenScope.annotate, TokenScope.read, TokenScope.admin}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller. `scopes` is the token's scopes narrowed to what the role allows."""
+
+    user: User
+    via: str  # "session" or "token"
+    scopes: frozenset[TokenScope]
+    session_record: UserSession | None = field(default=None, compare=False)
+
+    @property
+    def role(self) -> UserRole:
+        return self.user.role
+
+
+def _principal_from_token(db: Session, raw: str) -> Principal | None:
+    token = db.scalar(select(ApiToken).where(ApiToken.token_hash == sha256_hex(raw)))
+    now = utcnow()
+    if token is None or token.revoked_at is not None or not token.user.is_active:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
+        db.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+        db.commit()
+    allowed = ROLE_SCOPES[token.user.role]
+    scopes = frozenset(TokenScope(s) for s in token.scopes if s in TokenScope.__members__) & allowed
+    return Principal(user=token.user, via="token", scopes=scopes)
+
+
+def optional_principal(request: Request, db: DbDep, settings: SettingsDep) -> Principal | None:
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    principal: Principal | None = None
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        principal = _principal_from_token(db, auth[7:].strip())
+        if principal is None:
+            raise NotAuthenticated("the API token is invalid, expired or revoked", code="bad_token")
+    else:
+        cookie = request.cookies.get(session_cookie_name(settings))
+        record = resolve_session(session=db, settings=settings, cookie_value=cookie) if cookie else None
+        if record is not None:
+            principal = Principal(
+                user=record.user, via="session", scopes=ROLE_SCOPES[record.user.role], session_record=record
+            )
+    request.state.principal = principal
+    return principal
+
+
+async def _submitted_csrf(request: Request) -> str:
+    header = request.headers.get("x-csrf-token")
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get("csrf_token")
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+async def check_csrf(request: Request, principal: Principal) -> None:
+    """Cookie-authenticated unsafe requests must echo the session's CSRF token. Bearer-token calls
+    are exempt: browsers never attach them by themselves."""
+    if principal.via != "session" or request.method in SAFE_METHODS:
+        return
+    assert principal.session_record is not None
+    sent = await _submitted_csrf(request)
+    if not sent or not hmac.compare_digest(sent, principal.session_record.csrf_token):
+        raise Forbidden("missing or wrong CSRF token; reload the page and try again", code="csrf_failed")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who may call a route. `public` routes need no login; others need one of `roles`, and
+    token callers also need `scope`."""
+
+    public: bool = False
+    roles: frozenset[UserRole] = frozenset()
+    scope: TokenScope | None = None
+
+
+def require(*roles: UserRole, scope: TokenScope | None = None) -> Callable[..., object]:
+    policy = Policy(roles=frozenset(roles), scope=scope)
+
+    async def dependency(
+        request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]
+    ) -> Principal:
+        if principal is None:
+            raise NotAuthenticated("log in first", code="not_authenticated")
+        if principal.role not in policy.roles:
+            raise Forbidden("your role may not do this", code="forbidden")
+        if principal.via == "token" and policy.scope is not None and policy.scope not in principal.scopes:
+            raise Forbidden(f"this API token lacks the '{policy.scope}' scope", code="missing_scope")
+        await check_csrf(request, principal)
+        return principal
+
+    dependency.policy = policy  # type: ignore[attr-defined]
+    return dependency
+
+
+def public() -> Callable[..., object]:
+    """Explicitly public (login page, health check). Being explicit is what default-deny checks."""
+
+    async def dependency() -> None:
+        return None
+
+    dependency.policy = Policy(public=True)  # type: ignore[attr-defined]
+    return dependency
+
+
+ALL_ROLES = (UserRole.annotator, UserRole.reviewer, UserRole.admin)

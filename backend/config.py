@@ -1,0 +1,79 @@
+"""Settings shared by the web process and the worker, read from the environment once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET = "dev-insecure-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """Every setting can be given as an environment variable of the same name, upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="production refuses insecure defaults such as the dev secret key"
+    )
+    database_url: str = Field(
+        "postgresql+psycopg://postgres@127.0.0.1:55432/saferlhf",
+        description="SQLAlchemy URL of the PostgreSQL database (the embedded dev server by default)",
+    )
+    redis_url: str = Field("redis://127.0.0.1:56379/0", description="Celery broker (Redis or Valkey)")
+    secret_key: str = Field(DEV_SECRET, description="signs CSRF tokens; must be set in production")
+    artifacts_dir: Path = Field(
+        REPO_ROOT / ".dev" / "artifacts", description="root of dataset snapshots, checkpoints and models"
+    )
+    frontend_dir: Path = Field(REPO_ROOT / "frontend", description="templates/ and static/ of the web UI")
+    base_url: str = Field("http://127.0.0.1:8000", description="public URL, used in links and cookies")
+    session_idle_minutes: int = Field(30 * 4, description="a session ends after this long without a request")
+    session_absolute_hours: int = Field(
+        12, description="a session ends this long after login, whatever happens"
+    )
+    db_pool_size: int = Field(10, description="connections kept per process")
+    db_max_overflow: int = Field(20, description="extra connections a process may open under load")
+    db_statement_timeout_ms: int = Field(30_000, description="Postgres statement_timeout for web requests")
+    broker_visibility_timeout_s: int = Field(
+        3600, description="Redis redelivery timeout for unacked short tasks; training uses DB leases instead"
+    )
+    job_lease_seconds: int = Field(
+        90, description="a training job's lease; the worker renews it by heartbeat"
+    )
+    job_heartbeat_seconds: int = Field(30, description="how often a running job renews its lease")
+    import_max_bytes: int = Field(200 * 1024 * 1024, description="largest dataset file accepted for import")
+    login_max_attempts: int = Field(
+        10, description="failed logins allowed per account and per IP in the window"
+    )
+    login_window_seconds: int = Field(15 * 60, description="window of the login rate limit")
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, value: str) -> str:
+        # Users paste plain postgres:// URLs; SQLAlchemy needs the psycopg (v3) driver named.
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    def check_production_ready(self) -> None:
+        """Refuse to serve production with a guessable secret (Label Studio CVE-2023-43791)."""
+        if self.environment == "production" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
+            raise RuntimeError(
+                "SECRET_KEY must be set to a random value of at least 32 characters in production "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

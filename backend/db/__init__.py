@@ -1,0 +1,1 @@
+"""The only SQLAlchemy code of the platform: declarative base, engine/session factories, models."""

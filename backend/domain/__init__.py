@@ -1,0 +1,1 @@
+"""Pure-Python domain vocabulary: enums, state machines, task names and domain errors."""

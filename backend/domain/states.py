@@ -1,0 +1,38 @@
+"""State machines of rounds and training jobs: which transitions are legal."""
+
+from __future__ import annotations
+
+from backend.domain.enums import JobState, RoundState
+from backend.domain.errors import Conflict
+
+ROUND_TRANSITIONS: dict[RoundState, frozenset[RoundState]] = {
+    RoundState.draft: frozenset({RoundState.collecting, RoundState.cancelled}),
+    RoundState.collecting: frozenset({RoundState.training, RoundState.cancelled}),
+    RoundState.training: frozenset({RoundState.evaluating, RoundState.failed, RoundState.cancelled}),
+    RoundState.evaluating: frozenset({RoundState.completed, RoundState.failed, RoundState.cancelled}),
+    # A failed round may be resumed: its finished stages are kept and the failed one re-runs.
+    RoundState.failed: frozenset({RoundState.training, RoundState.cancelled}),
+    RoundState.completed: frozenset(),
+    RoundState.cancelled: frozenset(),
+}
+
+JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.queued: frozenset({JobState.running, JobState.cancelled, JobState.failed}),
+    # running -> queued is the reaper re-queueing a job whose lease ran out.
+    JobState.running: frozenset({JobState.succeeded, JobState.failed, JobState.cancelled, JobState.queued}),
+    JobState.succeeded: frozenset(),
+    JobState.failed: frozenset({JobState.queued}),  # an admin retry
+    JobState.cancelled: frozenset(),
+}
+
+TERMINAL_JOB_STATES = frozenset({JobState.succeeded, JobState.failed, JobState.cancelled})
+
+
+def check_round_transition(current: RoundState, target: RoundState) -> None:
+    if target not in ROUND_TRANSITIONS[current]:
+        raise Conflict(f"a round in state '{current}' cannot move to '{target}'", code="invalid_transition")
+
+
+def check_job_transition(current: JobState, target: JobState) -> None:
+    if target not in JOB_TRANSITIONS[current]:
+        raise Conflict(f"a job in state '{current}' cannot move to '{target}'", code="invalid_transition")

@@ -1,0 +1,52 @@
+"""create_app(): routers, static files, templates, error handlers and security headers."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import sessionmaker
+
+from backend.api.errors import install_error_handlers
+from backend.api.router import api_router
+from backend.api.routes import health
+from backend.config import Settings, get_settings
+from backend.db.session import make_engine
+from backend.web import admin_pages, auth_pages
+from backend.web.security import install_security_headers
+from backend.web.templating import make_templates
+
+API_DESCRIPTION = """
+REST API of the Safe RLHF platform. Authenticate with `Authorization: Bearer <token>` (API tokens
+are created by admins and shown once) or, from the browser, with the session cookie plus an
+`X-CSRF-Token` header on writes. Every error has the shape `{"detail": "...", "code": "..."}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check_production_ready()
+    app = FastAPI(
+        title="Safe RLHF platform",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    # The app owns its engine, so an app built for another database (tests, tools) never shares
+    # the process-wide one.
+    app.state.engine = make_engine(settings)
+    app.state.sessionmaker = sessionmaker(bind=app.state.engine, expire_on_commit=False)
+    app.state.templates = make_templates(settings.frontend_dir)
+    install_error_handlers(app)
+    install_security_headers(app, settings)
+    app.mount("/static", StaticFiles(directory=str(settings.frontend_dir / "static")), name="static")
+    app.include_router(health.router)
+    app.include_router(api_router)
+    app.include_router(auth_pages.router)
+    app.include_router(admin_pages.router)
+    logging.getLogger(__name__).info("app created (environment=%s)", settings.environment)
+    return app

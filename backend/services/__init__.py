@@ -1,0 +1,1 @@
+"""Use-cases shared by the JSON API, the web pages, the CLI and the worker."""

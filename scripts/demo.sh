@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# `make demo`: services, migrations, an admin account, then the API and a worker until Ctrl-C.
+# SERVE=0 stops after the set-up. Later rounds of work extend this to the whole Safe RLHF loop.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=.venv/bin/python
+bin=.venv/bin
+state=${DEMO_STATE:-.dev/services}
+port=${PORT:-8000}
+serve=${SERVE:-1}
+admin_email=${DEMO_ADMIN_EMAIL:-admin@example.com}
+logs=.dev/demo-logs
+mkdir -p "$logs"
+
+pids=()
+cleanup() {
+  # make may exit and the terminal close while we clean up: finish the job regardless.
+  trap '' HUP INT TERM
+  trap - EXIT
+  set +e
+  if [ ${#pids[@]} -gt 0 ]; then
+    echo "stopping the app and the worker..."
+    kill -TERM "${pids[@]}" 2>/dev/null
+    for _ in $(seq 1 50); do
+      kill -0 "${pids[@]}" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -KILL "${pids[@]}" 2>/dev/null
+    pkill -KILL -f "celery -A worker.celery_app worker .*--schedule $PWD/.dev/artifacts" 2>/dev/null
+  fi
+  "$py" scripts/devservices.py down --state "$state"
+  echo "stopped"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+exports=$("$py" scripts/devservices.py up --state "$state" --persist)
+eval "$exports"
+export DATABASE_URL REDIS_URL
+export ARTIFACTS_DIR=${ARTIFACTS_DIR:-$PWD/.dev/artifacts}
+"$bin/saferlhf" migrate
+
+if [ -n "${DEMO_ADMIN_PASSWORD:-}" ]; then
+  "$bin/saferlhf" create-user --email "$admin_email" --role admin --password-env DEMO_ADMIN_PASSWORD --if-missing
+  "$bin/saferlhf" set-password --email "$admin_email" --password-env DEMO_ADMIN_PASSWORD >/dev/null
+else
+  "$bin/saferlhf" create-user --email "$admin_email" --role admin --generate --if-missing
+fi
+
+if [ "$serve" = 0 ]; then
+  echo "set-up complete (SERVE=0): services were started, migrated and stopped again"
+  exit 0
+fi
+
+"$bin/saferlhf" worker --beat --loglevel WARNING >"$logs/worker.log" 2>&1 &
+pids+=($!)
+"$bin/saferlhf" serve --port "$port" >"$logs/api.log" 2>&1 &
+pids+=($!)
+
+for _ in $(seq 1 100); do
+  if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "${pids[1]}" 2>/dev/null; then echo "the API failed to start; see $logs/api.log" >&2; exit 1; fi
+  sleep 0.2
+done
+echo
+echo "  Safe RLHF platform is running at http://127.0.0.1:$port/"
+echo "  log in as $admin_email with the password printed when it was created"
+echo "  (or start with DEMO_ADMIN_PASSWORD=... make demo to set one)"
+echo "  logs: $logs/   stop: Ctrl-C"
+echo
+wait -n "${pids[@]}" || true
+echo "a process exited; see $logs/" >&2
+exit 1

@@ -1,0 +1,1 @@
+"""Helpers for tests: databases, processes, logins."""
