@@ -93,6 +93,19 @@ def migrate() -> None:
     click.echo("database is at the latest migration")
 
 
+def read_password(email: str, password_env: str | None, generate: bool) -> str:
+    """From an environment variable (never a command-line argument: it would show in `ps`),
+    generated, or typed at a hidden prompt."""
+    if password_env:
+        password = os.environ.get(password_env, "")
+        if not password:
+            fail(f"environment variable {password_env} is empty or unset")
+        return password
+    if generate:
+        return secrets.token_urlsafe(12)
+    return getpass.getpass(f"password for {email}: ")
+
+
 @main.command(
     "create-user", help="Create a user. The password comes from --password-env, a prompt, or is generated."
 )
@@ -122,14 +135,7 @@ def create_user_cmd(
         if if_missing and find_user_by_email(session=session, email=email) is not None:
             click.echo(f"user {email} already exists")
             return
-    if password_env:
-        password = os.environ.get(password_env, "")
-        if not password:
-            fail(f"environment variable {password_env} is empty or unset")
-    elif generate:
-        password = secrets.token_urlsafe(12)
-    else:
-        password = getpass.getpass(f"password for {email}: ")
+    password = read_password(email, password_env, generate)
     try:
         with session_scope() as session:
             user = create_user(
@@ -156,12 +162,7 @@ def set_password_cmd(email: str, password_env: str | None, generate: bool) -> No
     from backend.services.passwords import hash_password
     from backend.services.users import find_user_by_email
 
-    if password_env:
-        password = os.environ.get(password_env, "")
-    elif generate:
-        password = secrets.token_urlsafe(12)
-    else:
-        password = getpass.getpass(f"new password for {email}: ")
+    password = read_password(email, password_env, generate)
     try:
         with session_scope() as session:
             user = find_user_by_email(session=session, email=email)
