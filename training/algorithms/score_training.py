@@ -1,0 +1,98 @@
+"""Shared parts of reward- and cost-model training (SAFE_RLHF_SPEC.md §2-3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from training.config import ScoreModelConfig
+from training.engine.distributed import all_gather_cat
+from training.engine.task import Batch, Task
+from training.models import (
+    ScoreModel,
+    load_score_model,
+    load_tokenizer,
+    resize_embeddings_mean,
+    save_score_model,
+)
+from training.models.normalizer import ScoreType
+
+
+class ScoreModelTask(Task):
+    """Pairs in one (2B, L) right-padded batch -> one forward pass -> end scores (2B,)."""
+
+    score_type: ScoreType
+
+    def __init__(self, config: ScoreModelConfig) -> None:
+        self.config = config
+        self.eval_dataset = None
+        self.last_eval: dict[str, torch.Tensor] = {}
+
+    def make_datasets(self, tokenizer: Any) -> None:
+        raise NotImplementedError
+
+    def setup(self) -> dict[str, float]:
+        cfg = self.config
+        self.tokenizer = load_tokenizer(
+            cfg.model_name_or_path,
+            padding_side="right",
+            model_max_length=cfg.max_length,
+            trust_remote_code=cfg.trust_remote_code,
+        )
+        self.make_datasets(self.tokenizer)
+        self.train_dataset.report.log("train")
+        metrics = self.train_dataset.report.as_metrics("train")
+        if self.eval_dataset is not None:
+            self.eval_dataset.report.log("eval")
+            metrics.update(self.eval_dataset.report.as_metrics("eval"))
+        return metrics
+
+    def build_model(self) -> nn.Module:
+        cfg = self.config
+        model = load_score_model(
+            cfg.model_name_or_path,
+            score_type=self.score_type,
+            normalizer_type=cfg.normalizer_type,
+            momentum=cfg.normalizer_momentum,
+            do_normalize=cfg.normalize_score_during_training,
+            trust_remote_code=cfg.trust_remote_code,
+        )
+        resize_embeddings_mean(model.backbone, self.tokenizer)
+        return model
+
+    def end_scores(self, model: nn.Module, batch: Batch) -> tuple[Any, torch.Tensor]:
+        """Forward all 2B rows at once; returns the output and end scores (2B,)."""
+        out = model(batch["input_ids"], batch["attention_mask"], right_padded=True)
+        return out, out.end_scores.squeeze(-1)
+
+    def gather_eval(self, model: nn.Module, batches: Iterable[Batch], flag: str | None = None) -> dict:
+        """Eval end scores of every pair from every rank: ``first``/``second`` (N,), and for a
+        per-row batch ``flag`` (2B,) also ``first_<flag>``/``second_<flag>`` (N,)."""
+        parts: dict[str, list[torch.Tensor]] = {"first": [], "second": []}
+        if flag:
+            parts.update({f"first_{flag}": [], f"second_{flag}": []})
+        for batch in batches:
+            _, end = self.end_scores(model, batch)
+            half = end.shape[0] // 2
+            parts["first"].append(end[:half].float())
+            parts["second"].append(end[half:].float())
+            if flag:
+                parts[f"first_{flag}"].append(batch[flag][:half])
+                parts[f"second_{flag}"].append(batch[flag][half:])
+        device = next(iter(model.parameters())).device
+        out = {}
+        for key, tensors in parts.items():
+            dtype = torch.bool if key.endswith(f"_{flag}") else torch.float32
+            local = torch.cat(tensors).to(device) if tensors else torch.zeros(0, dtype=dtype, device=device)
+            out[key] = all_gather_cat(local)
+        self.last_eval = {k: v.cpu() for k, v in out.items()}
+        return out
+
+    def export(self, model: nn.Module, output_dir: Path, state_dict: dict[str, torch.Tensor]) -> None:
+        assert isinstance(model, ScoreModel)
+        save_score_model(model, output_dir, state_dict)
+        self.tokenizer.save_pretrained(output_dir)

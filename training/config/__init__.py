@@ -1,0 +1,43 @@
+"""Stage configs: frozen dataclasses with help text on every field (torch-free by contract).
+
+Each stage has one config class; a run is described by a ``run.json`` holding its fields, and
+``python -m training STAGE --config run.json --key=value`` overlays command-line values.
+"""
+
+from training.config.base import (
+    build_config,
+    coerce,
+    config_to_dict,
+    describe_config,
+    field_help,
+    load_config,
+    opt,
+    parse_overrides,
+    read_json_config,
+)
+from training.config.tiny import InitTinyConfig
+from training.config.training import (
+    CostModelConfig,
+    RewardModelConfig,
+    ScoreModelConfig,
+    SFTConfig,
+    TrainingConfig,
+)
+
+__all__ = [
+    "CostModelConfig",
+    "InitTinyConfig",
+    "RewardModelConfig",
+    "SFTConfig",
+    "ScoreModelConfig",
+    "TrainingConfig",
+    "build_config",
+    "coerce",
+    "config_to_dict",
+    "describe_config",
+    "field_help",
+    "load_config",
+    "opt",
+    "parse_overrides",
+    "read_json_config",
+]

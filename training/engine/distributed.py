@@ -1,0 +1,60 @@
+"""Distributed helpers that are no-ops in a single process (1 CPU, or 1 GPU without a launcher)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main_process() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
+    """Mean of ``value`` over ranks (returns ``value`` itself in one process)."""
+    if not is_distributed():
+        return value
+    out = value.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out / dist.get_world_size()
+
+
+def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
+    if not is_distributed():
+        return value
+    out = value.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
+
+
+def all_gather_cat(value: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``value`` (N_r, ...) from every rank along dim 0; sizes may differ per rank."""
+    if not is_distributed():
+        return value
+    sizes = [torch.zeros(1, dtype=torch.long, device=value.device) for _ in range(world_size())]
+    dist.all_gather(sizes, torch.tensor([value.shape[0]], device=value.device))
+    longest = int(max(s.item() for s in sizes))
+    padded = torch.zeros((longest, *value.shape[1:]), dtype=value.dtype, device=value.device)
+    padded[: value.shape[0]] = value
+    gathered = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(gathered, padded)
+    return torch.cat([g[: int(s.item())] for g, s in zip(gathered, sizes, strict=True)], dim=0)

@@ -1,0 +1,300 @@
+"""The shared training loop: a short sequence of named phases over a :class:`Task`.
+
+``run`` = prepare -> resume -> (train_step -> log -> evaluate -> save)* -> finish. Data order is a
+pure function of (seed, epoch) and the position is checkpointed, so a resumed run continues with
+exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.config import config_to_dict
+from training.data.batching import plan_epoch
+from training.engine.checkpoint import CheckpointManager
+from training.engine.distributed import all_reduce_mean, barrier, is_main_process, rank, world_size
+from training.engine.reporting import ProgressBar, TensorBoardLogger, write_json_atomic, write_summary
+from training.engine.rng import capture_rng, restore_rng, seed_everything
+from training.engine.runtime import configure_torch, resolve_device, use_bf16
+from training.engine.serialization import load_state, save_state
+from training.engine.task import Batch, Task
+from training.errors import ConfigError
+from training.events import EventWriter
+
+logger = logging.getLogger(__name__)
+CRASH_ENV = "TRAINING_TEST_CRASH_AFTER_STEP"  # test hook: hard exit after this optimizer step
+
+
+@dataclass
+class Position:
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # epoch in progress
+    micro: int = 0  # micro-batches of this epoch already consumed
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+    }
+
+
+class Trainer:
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.config = task.config
+        self.output_dir = Path(self.config.output_dir)
+        self.device = resolve_device(self.config)
+        self.bf16 = use_bf16(self.config, self.device)
+        self.events = EventWriter(self.output_dir, task.stage, enabled=is_main_process())
+        self.checkpoints = CheckpointManager(
+            self.output_dir / "checkpoints", keep=self.config.save_total_limit
+        )
+        self.pos = Position()
+        self.history: dict[str, float] = {}
+
+    # ----------------------------------------------------------------- phases
+    def prepare(self) -> None:
+        configure_torch(self.config, self.device)
+        seed_everything(self.config.seed)
+        if is_main_process():
+            write_json_atomic(self.output_dir / "run.json", config_to_dict(self.config))
+        data_metrics = self.task.setup()
+        self.events.metric(0, data_metrics)
+        self.history.update(data_metrics)
+        model = self.task.build_model()
+        if self.config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        lengths = self.task.train_dataset.lengths
+        batches = len(
+            plan_epoch(
+                lengths,
+                self.config.per_device_train_batch_size,
+                seed=0,
+                epoch=0,
+                group_by_length=False,
+                world_size=world_size(),
+            )
+        )
+        self.steps_per_epoch = batches // self.config.gradient_accumulation_steps
+        if self.steps_per_epoch == 0:
+            raise ConfigError(
+                "the training data is smaller than one optimizer step "
+                "(per_device_train_batch_size x gradient_accumulation_steps x ranks)"
+            )
+        self.total_steps = self.steps_per_epoch * self.config.epochs
+        if self.config.max_steps > 0:
+            self.total_steps = min(self.total_steps, self.config.max_steps)
+        self.backend = self._make_backend(model)
+        self.tensorboard = TensorBoardLogger(self.output_dir / "tensorboard", enabled=is_main_process())
+
+    def _make_backend(self, model: torch.nn.Module) -> Any:
+        from training.engine.backends import DeepSpeedBackend, TorchBackend
+
+        cls = TorchBackend if self.config.zero_stage is None else DeepSpeedBackend
+        return cls(model, self.config, self.total_steps, self.device, self.bf16)
+
+    def resume(self) -> None:
+        choice = self.config.resume
+        if choice == "never":
+            return
+        self.checkpoints.clean_stale()
+        path = self.checkpoints.latest() if choice == "auto" else Path(choice)
+        if path is None:
+            return
+        if not (path / "COMPLETE").is_file():
+            raise ConfigError(f"resume checkpoint {path} does not exist or is incomplete")
+        self.backend.load_state(path)
+        state = load_state(path, "trainer_state")
+        self.pos = Position(**state["position"])
+        self.history.update(state["history"])
+        restore_rng(state["rng"])
+        logger.info("resumed from %s at step %d", path, self.pos.step)
+        self.events.status("resumed", f"resumed from {path.name}", step=self.pos.step)
+
+    def micro_batches(self) -> Iterator[tuple[int, Batch]]:
+        """(epoch, batch) from the current position on, ``accumulation`` micro-batches per step."""
+        cfg, accum = self.config, self.config.gradient_accumulation_steps
+        while self.pos.epoch < cfg.epochs:
+            plan = plan_epoch(
+                self.task.train_dataset.lengths,
+                cfg.per_device_train_batch_size,
+                seed=cfg.seed,
+                epoch=self.pos.epoch,
+                group_by_length=cfg.group_by_length,
+                group_size=cfg.length_group_size,
+                rank=rank(),
+                world_size=world_size(),
+            )
+            usable = self.steps_per_epoch * accum
+            for index in plan[self.pos.micro : usable]:
+                self.pos.micro += 1
+                yield self.pos.epoch, self.task.collate([self.task.train_dataset[i] for i in index])
+            self.pos.epoch += 1
+            self.pos.micro = 0
+
+    def train_step(self, micro: list[Batch]) -> dict[str, float]:
+        model = self.backend.forward_model
+        model.train()
+        sums: dict[str, torch.Tensor] = {}
+        for batch in micro:
+            with self.backend.autocast():
+                loss, metrics = self.task.loss(model, _to_device(batch, self.device))
+            self.backend.backward(loss)
+            for key, value in {"loss": loss.detach(), **metrics}.items():
+                sums[key] = sums.get(key, 0.0) + value.float() / len(micro)
+        grad_norm = self.backend.step()
+        out = {f"train/{k}": float(all_reduce_mean(v)) for k, v in sums.items()}
+        out["train/lr"] = self.backend.current_lr()
+        if grad_norm is not None:
+            out["train/grad_norm"] = grad_norm
+        return out
+
+    def evaluate(self) -> dict[str, float]:
+        if self.task.eval_dataset is None:
+            return {}
+        lengths = self.task.eval_dataset.lengths
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])[rank() :: world_size()]
+        size = self.config.per_device_eval_batch_size
+        batches = (
+            self.task.collate([self.task.eval_dataset[i] for i in order[s : s + size]])
+            for s in range(0, len(order), size)
+        )
+        model = self.backend.forward_model
+        model.eval()
+        with torch.no_grad(), self.backend.autocast():
+            metrics = self.task.evaluate(model, (_to_device(b, self.device) for b in batches))
+        return {f"eval/{k}": v for k, v in metrics.items()}
+
+    def _resume_position(self) -> Position:
+        """Where a run restarted from now continues: at an epoch's end, the next epoch's start."""
+        pos = Position(**asdict(self.pos))
+        if pos.micro >= self.steps_per_epoch * self.config.gradient_accumulation_steps:
+            pos.epoch, pos.micro = pos.epoch + 1, 0
+        return pos
+
+    def save(self, final: bool = False) -> None:
+        state = {
+            "position": asdict(self._resume_position()),
+            "history": self.history,
+            "rng": capture_rng(),
+            "config": config_to_dict(self.config),
+        }
+
+        def write(tmp: Path) -> None:
+            self.backend.save_state(tmp)
+            if is_main_process():
+                save_state(tmp, "trainer_state", state)
+
+        if is_main_process():
+            path = self.checkpoints.save(self.pos.step, write)
+            self.events.checkpoint(self.pos.step, str(path.relative_to(self.output_dir)), final=final)
+        else:
+            self.backend.save_state(Path(os.devnull))  # joins the collectives of the state gather
+        barrier()
+
+    # ------------------------------------------------------------------ loop
+    def _due(self, every: int, epoch_end: bool) -> bool:
+        return (every > 0 and self.pos.step % every == 0) or (every == 0 and epoch_end)
+
+    def _log(self, window: list[dict[str, float]], tokens: int, started: float) -> dict[str, float]:
+        keys = {k for m in window for k in m}
+        metrics = {k: sum(m[k] for m in window if k in m) / sum(k in m for m in window) for k in sorted(keys)}
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        metrics["train/tokens_per_s"] = tokens * world_size() / elapsed
+        metrics["train/epoch"] = self.pos.epoch + self.pos.micro / max(
+            1, self.steps_per_epoch * self.config.gradient_accumulation_steps
+        )
+        self.events.metric(self.pos.step, metrics)
+        self.tensorboard.log(self.pos.step, metrics)
+        self.history.update(metrics)
+        return metrics
+
+    def _after_step(self, epoch_end: bool, last: bool) -> None:
+        cfg = self.config
+        if self._due(cfg.eval_steps, epoch_end) or last:
+            metrics = self.evaluate()
+            if metrics:
+                self.events.metric(self.pos.step, metrics)
+                self.tensorboard.log(self.pos.step, metrics)
+                self.history.update(metrics)
+                self.evaluated_at = self.pos.step
+        if (self._due(cfg.save_steps, epoch_end) or last) and self.pos.step != self.saved_at:
+            self.save()
+            self.saved_at = self.pos.step
+        crash_after = os.environ.get(CRASH_ENV)
+        if crash_after and int(crash_after) == self.pos.step:
+            logger.warning("%s=%s: exiting hard for a resume test", CRASH_ENV, crash_after)
+            os._exit(75)
+
+    def train(self) -> None:
+        accum, cfg = self.config.gradient_accumulation_steps, self.config
+        bar = ProgressBar(self.total_steps, self.pos.step, self.task.stage, enabled=is_main_process())
+        self.saved_at, self.evaluated_at = self.pos.step, -1
+        window: list[dict[str, float]] = []
+        tokens, started, run_started = 0, time.perf_counter(), time.perf_counter()
+        micro: list[Batch] = []
+        for _, batch in self.micro_batches():
+            if self.pos.step >= self.total_steps:
+                break
+            micro.append(batch)
+            tokens += self.task.count_tokens(batch)
+            if len(micro) < accum:
+                continue
+            window.append(self.train_step(micro))
+            micro = []
+            self.pos.step += 1
+            epoch_end = self.pos.micro == self.steps_per_epoch * accum
+            last = self.pos.step >= self.total_steps
+            if self.pos.step % max(1, cfg.logging_steps) == 0 or last:
+                bar.update(self.pos.step, self._log(window, tokens, started))
+                window, tokens, started = [], 0, time.perf_counter()
+                eta = (
+                    (time.perf_counter() - run_started)
+                    / max(1, self.pos.step)
+                    * (self.total_steps - self.pos.step)
+                )
+                self.events.progress(self.pos.step, self.total_steps, self.history["train/epoch"], eta)
+            self._after_step(epoch_end, last)
+        bar.close()
+
+    def finish(self) -> dict[str, float]:
+        if self.task.eval_dataset is not None and self.evaluated_at != self.pos.step:
+            self.history.update(self.evaluate())
+        state_dict = self.backend.full_state_dict()
+        if is_main_process():
+            self.task.export(self.backend.unwrap(), self.output_dir, state_dict)
+            self.task.final_report(self.output_dir)
+            summary = {k: v for k, v in self.history.items() if k.split("/")[0] in ("train", "eval", "data")}
+            summary["train/steps"] = float(self.pos.step)
+            write_summary(self.output_dir, summary)
+            self.events.checkpoint(self.pos.step, ".", final=True)
+        barrier()
+        return self.history
+
+    def run(self) -> dict[str, float]:
+        """Prepare, resume, train and finish; status events bracket the run."""
+        self.events.status("started", f"{self.task.stage} started")
+        try:
+            self.prepare()
+            self.resume()
+            self.train()
+            summary = self.finish()
+        except BaseException as exc:
+            self.events.status(
+                "failed", str(exc) or type(exc).__name__, error=type(exc).__name__, step=self.pos.step
+            )
+            raise
+        finally:
+            if hasattr(self, "tensorboard"):
+                self.tensorboard.close()
+        self.events.status("completed", f"{self.task.stage} completed", step=self.pos.step)
+        self.events.close()
+        return summary

@@ -1,0 +1,58 @@
+"""Tokenizer loading and the special-token / embedding setup of SAFE_RLHF_SPEC.md §1.4."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import torch
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from training.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "<s>", "unk_token": "<unk>"}
+
+
+def load_tokenizer(
+    path: str,
+    *,
+    padding_side: Literal["left", "right"] = "right",
+    model_max_length: int | None = None,
+    trust_remote_code: bool = False,
+) -> PreTrainedTokenizerBase:
+    """Load a local tokenizer; add pad/eos/bos/unk if missing (§1.4).
+
+    ``padding_side`` goes to ``from_pretrained``: with transformers 5, setting it afterwards is not
+    saved with the tokenizer.
+    """
+    kwargs = {"padding_side": padding_side, "trust_remote_code": trust_remote_code}
+    if model_max_length is not None:
+        kwargs["model_max_length"] = model_max_length
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load a tokenizer from {path!r}: {exc}") from None
+    missing = {k: v for k, v in DEFAULT_SPECIAL_TOKENS.items() if getattr(tokenizer, k) is None}
+    if missing:
+        logger.info("adding missing special tokens %s", missing)
+        tokenizer.add_special_tokens(missing)
+    return tokenizer
+
+
+@torch.no_grad()
+def resize_embeddings_mean(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Grow the embeddings to the tokenizer; new rows are the mean of the old ones (§1.4).
+
+    Also copies the bos/eos/pad ids into ``model.config``.
+    """
+    old = model.get_input_embeddings().weight.shape[0]
+    new = len(tokenizer)
+    if new > old:
+        model.resize_token_embeddings(new, mean_resizing=False)
+        for emb in (model.get_input_embeddings(), model.get_output_embeddings()):
+            if emb is not None and emb.weight.shape[0] == new:
+                emb.weight[old:] = emb.weight[:old].mean(dim=0, keepdim=True)
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        setattr(model.config, name, getattr(tokenizer, name))
