@@ -146,9 +146,22 @@ class DeepSpeedBackend:
         with self._gathered():
             return {k: v.detach().cpu().clone() for k, v in self.engine.module.state_dict().items()}
 
+    def _link_optimizer_states(self) -> None:
+        """Re-link every parameter to its Adam state fragments.
+
+        DeepSpeed 0.19 links them lazily after the *first* param group's step, when the other
+        groups have no state yet, and never again; with two groups (decay / no decay) the second
+        group's fragments stay empty. Linking again once all states exist fixes that.
+        """
+        zero = self.engine.optimizer
+        if hasattr(zero, "_lazy_init_hp_params_optimizer_state"):
+            zero._hp_optimizer_states_linked = False
+            zero._lazy_init_hp_params_optimizer_state()
+
     def _optimizer_tensors(self) -> dict[str, torch.Tensor]:
         from deepspeed.utils import safe_get_full_fp32_param, safe_get_full_optimizer_state
 
+        self._link_optimizer_states()
         out: dict[str, torch.Tensor] = {}
         for name, param in self.engine.module.named_parameters():
             out[f"fp32/{name}"] = safe_get_full_fp32_param(param).cpu()
@@ -183,18 +196,27 @@ class DeepSpeedBackend:
         else:
             self._load_hp(state["hp"], state["adam_step"])
         self.scheduler.load_state_dict(load_state(directory, "scheduler"))
+        # LambdaLR.load_state_dict restores its counters but not the optimizer's current LR.
+        for group, lr in zip(self.engine.optimizer.param_groups, self.scheduler.get_last_lr(), strict=True):
+            group["lr"] = lr
 
     def _load_hp(self, tensors: dict[str, torch.Tensor], adam_step: int) -> None:
         from deepspeed.utils import safe_set_full_fp32_param, safe_set_full_optimizer_state
 
-        base = self.engine.optimizer.optimizer
-        for group in base.param_groups:  # make sure Adam's state tensors exist before filling them
-            for p in group["params"]:
-                state = base.state[p]
-                if "exp_avg" not in state:
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] = torch.tensor(float(adam_step))
+        zero = self.engine.optimizer
+        base = zero.optimizer
+        # Adam state is created lazily on the first step; a resumed run has not stepped yet, so
+        # create it for every flat fp32 partition (ZeRO-3 keeps them outside param_groups).
+        flat = getattr(zero, "fp32_partitioned_groups_flat", None) or [
+            p for group in base.param_groups for p in group["params"]
+        ]
+        for p in flat:
+            state = base.state[p]
+            if "exp_avg" not in state:
+                state["exp_avg"] = torch.zeros_like(p)
+                state["exp_avg_sq"] = torch.zeros_like(p)
+            state["step"] = torch.tensor(float(adam_step))
+        self._link_optimizer_states()
         for name, param in self.engine.module.named_parameters():
             safe_set_full_fp32_param(param, tensors[f"fp32/{name}"].to(self.device))
             for key in ("exp_avg", "exp_avg_sq"):
