@@ -14,7 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from training.config import CostModelConfig, InitTinyConfig, RewardModelConfig, SFTConfig
+from training.config import (
+    CostModelConfig,
+    DPOConfig,
+    EvaluateConfig,
+    GenerateConfig,
+    InitTinyConfig,
+    PPOConfig,
+    PPOLagConfig,
+    RewardModelConfig,
+    RewardShapingConfig,
+    SFTConfig,
+)
 from training.errors import ConfigError
 
 
@@ -74,5 +85,43 @@ register_stage(
         CostModelConfig,
         "training.algorithms.cost_model:run_cost",
         "cost model on harmlessness preferences and safety labels",
+    )
+)
+register_stage(
+    Stage("ppo", PPOConfig, "training.algorithms.ppo:run_ppo", "RLHF with PPO on the reward model")
+)
+register_stage(
+    Stage(
+        "ppo-lag",
+        PPOLagConfig,
+        "training.algorithms.ppo_lagrangian:run_ppo_lag",
+        "Safe RLHF: PPO-Lagrangian with reward and cost models (presets: reference, beaver-v1..v3)",
+    )
+)
+register_stage(
+    Stage(
+        "reward-shaping",
+        RewardShapingConfig,
+        "training.algorithms.reward_shaping:run_reward_shaping",
+        "baseline: PPO on R - nu*C with a fixed nu",
+    )
+)
+register_stage(
+    Stage("dpo", DPOConfig, "training.algorithms.dpo:run_dpo", "baseline: DPO on helpfulness preferences")
+)
+register_stage(
+    Stage(
+        "generate",
+        GenerateConfig,
+        "training.evaluation.generate:run_generate",
+        "sample a policy's answers to a prompt set (optionally scored)",
+    )
+)
+register_stage(
+    Stage(
+        "evaluate",
+        EvaluateConfig,
+        "training.evaluation.arena:run_evaluate",
+        "arena: two policies answer the same prompts; RM/CM win rates and safety",
     )
 )

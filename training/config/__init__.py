@@ -15,6 +15,16 @@ from training.config.base import (
     parse_overrides,
     read_json_config,
 )
+from training.config.rl import (
+    PRESETS,
+    DPOConfig,
+    EvaluateConfig,
+    GenerateConfig,
+    PPOConfig,
+    PPOLagConfig,
+    RewardShapingConfig,
+    RLConfig,
+)
 from training.config.tiny import InitTinyConfig
 from training.config.training import (
     CostModelConfig,
@@ -25,9 +35,17 @@ from training.config.training import (
 )
 
 __all__ = [
+    "PRESETS",
     "CostModelConfig",
+    "DPOConfig",
+    "EvaluateConfig",
+    "GenerateConfig",
     "InitTinyConfig",
+    "PPOConfig",
+    "PPOLagConfig",
+    "RLConfig",
     "RewardModelConfig",
+    "RewardShapingConfig",
     "SFTConfig",
     "ScoreModelConfig",
     "TrainingConfig",

@@ -1,0 +1,191 @@
+"""The networks of a policy stage (SAFE_RLHF_SPEC.md §5.1, §6.2) and their optimizers.
+
+PPO-Lag holds six: actor and reference (from the SFT model), reward and cost models (frozen), and
+reward and cost critics initialised from the reward and cost models' weights with
+``score_type='critic'`` and no normalisation. Trained networks run in fp32 with bf16 autocast on a
+GPU; frozen ones are loaded directly in bf16 there. Runs are single-process PyTorch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from training.config import RLConfig
+from training.engine.backends import TorchBackend
+from training.errors import ConfigError
+from training.models import (
+    ScoreModel,
+    load_causal_lm,
+    load_score_model,
+    load_tokenizer,
+    resize_embeddings_mean,
+)
+
+logger = logging.getLogger(__name__)
+TRAINED = ("actor", "reward_critic", "cost_critic")
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """The attributes :class:`TorchBackend` and ``build_optimizer``/``build_scheduler`` read."""
+
+    learning_rate: float
+    weight_decay: float
+    adam_betas: tuple[float, float]
+    lr_scheduler_type: str
+    lr_warmup_ratio: float
+    max_grad_norm: float
+    gradient_accumulation_steps: int = 1
+
+
+def actor_settings(cfg: RLConfig) -> OptimizerSettings:
+    return OptimizerSettings(
+        cfg.actor_learning_rate,
+        cfg.actor_weight_decay,
+        cfg.adam_betas,
+        cfg.actor_lr_scheduler_type,
+        cfg.actor_lr_warmup_ratio,
+        cfg.max_grad_norm,
+    )
+
+
+def critic_settings(cfg: RLConfig) -> OptimizerSettings:
+    return OptimizerSettings(
+        cfg.critic_learning_rate,
+        cfg.critic_weight_decay,
+        cfg.adam_betas,
+        cfg.critic_lr_scheduler_type,
+        cfg.critic_lr_warmup_ratio,
+        cfg.max_grad_norm,
+    )
+
+
+def check_same_tokenizer(path: str, tokenizer: PreTrainedTokenizerBase, role: str, *, required: bool) -> None:
+    """Critics must share the actor's tokenizer (§5.1). Scorers with another vocabulary would need
+    re-tokenisation, which is not supported: say so instead of scoring garbage."""
+    directory = Path(path)
+    if not any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
+        if required:
+            logger.info("%s at %s has no tokenizer files; assuming the actor's", role, path)
+        return
+    other = load_tokenizer(path)
+    if other.get_vocab() != tokenizer.get_vocab():
+        raise ConfigError(
+            f"the {role} at {path} uses a different tokenizer than the actor; the {role} must "
+            "share the actor's tokenizer (train it from the same SFT model)"
+        )
+
+
+@dataclass
+class PolicyModels:
+    tokenizer: PreTrainedTokenizerBase
+    actor: TorchBackend
+    reference: nn.Module
+    reward_model: ScoreModel
+    reward_critic: TorchBackend
+    cost_model: ScoreModel | None = None
+    cost_critic: TorchBackend | None = None
+
+    def trained(self) -> dict[str, TorchBackend]:
+        found = {"actor": self.actor, "reward_critic": self.reward_critic, "cost_critic": self.cost_critic}
+        return {name: backend for name, backend in found.items() if backend is not None}
+
+    def save_state(self, directory: Path) -> None:
+        """Weights, optimizer and scheduler of every trained network, one sub-directory each."""
+        for name, backend in self.trained().items():
+            (directory / name).mkdir()
+            backend.save_state(directory / name)
+
+    def load_state(self, directory: Path) -> None:
+        for name, backend in self.trained().items():
+            if not (directory / name).is_dir():
+                raise ConfigError(f"checkpoint {directory} has no {name} state")
+            backend.load_state(directory / name)
+
+
+def _frozen(module: nn.Module, device: torch.device) -> nn.Module:
+    module.to(device).eval()
+    module.requires_grad_(False)
+    return module
+
+
+def _score_model(path: str, cfg: RLConfig, tokenizer: Any, **kwargs: Any) -> ScoreModel:
+    model = load_score_model(path, trust_remote_code=cfg.trust_remote_code, **kwargs)
+    resize_embeddings_mean(model.backbone, tokenizer)
+    return model
+
+
+def load_policy_models(
+    cfg: RLConfig, *, cost: bool, cost_critic: bool, device: torch.device, bf16: bool, total_steps: int
+) -> PolicyModels:
+    """Load the networks an objective needs; ``cost``: the cost model, ``cost_critic``: its critic."""
+    tokenizer = load_tokenizer(
+        cfg.model_name_or_path, padding_side="left", trust_remote_code=cfg.trust_remote_code
+    )
+    frozen_dtype = torch.bfloat16 if bf16 else torch.float32
+    actor = load_causal_lm(cfg.model_name_or_path, trust_remote_code=cfg.trust_remote_code)
+    reference = load_causal_lm(
+        cfg.model_name_or_path, dtype=frozen_dtype, trust_remote_code=cfg.trust_remote_code
+    )
+    for model in (actor, reference):
+        resize_embeddings_mean(model, tokenizer)
+    if cfg.actor_gradient_checkpointing:
+        actor.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    reward_critic_path = cfg.reward_critic_model_name_or_path or cfg.reward_model_name_or_path
+    check_same_tokenizer(cfg.reward_model_name_or_path, tokenizer, "reward model", required=False)
+    check_same_tokenizer(reward_critic_path, tokenizer, "reward critic", required=True)
+    models = PolicyModels(
+        tokenizer=tokenizer,
+        actor=TorchBackend(actor, actor_settings(cfg), total_steps, device, bf16),
+        reference=_frozen(reference, device),
+        reward_model=_frozen(
+            _score_model(
+                cfg.reward_model_name_or_path,
+                cfg,
+                tokenizer,
+                score_type="reward",
+                do_normalize=cfg.normalize_reward,
+                dtype=frozen_dtype,
+            ),
+            device,
+        ),
+        reward_critic=_critic(reward_critic_path, cfg, tokenizer, device, bf16, total_steps),
+    )
+    if cost:
+        cost_path = cfg.cost_model_name_or_path  # type: ignore[attr-defined]
+        check_same_tokenizer(cost_path, tokenizer, "cost model", required=False)
+        models.cost_model = _frozen(
+            _score_model(
+                cost_path,
+                cfg,
+                tokenizer,
+                score_type="cost",
+                do_normalize=cfg.normalize_cost,
+                dtype=frozen_dtype,
+            ),  # type: ignore[attr-defined]
+            device,
+        )
+    if cost_critic:
+        path = cfg.cost_critic_model_name_or_path or cfg.cost_model_name_or_path  # type: ignore[attr-defined]
+        check_same_tokenizer(path, tokenizer, "cost critic", required=True)
+        models.cost_critic = _critic(path, cfg, tokenizer, device, bf16, total_steps)
+    return models
+
+
+def _critic(
+    path: str, cfg: RLConfig, tokenizer: Any, device: torch.device, bf16: bool, total_steps: int
+) -> TorchBackend:
+    """A critic starts as a copy of its score model (§5.1, §6.2): per-token scores, never normalised."""
+    critic = _score_model(
+        path, cfg, tokenizer, score_type="critic", normalizer_type="none", do_normalize=False
+    )
+    if cfg.critic_gradient_checkpointing:
+        critic.gradient_checkpointing_enable()
+    return TorchBackend(critic, critic_settings(cfg), total_steps, device, bf16)
