@@ -53,7 +53,7 @@ def _run(stage: Stage, config_path: str | None, overrides: list[str]) -> dict:
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     quiet_libraries()
-    if stage.trains:
+    if stage.trains and os.environ.get("RANK", "0") == "0":  # one train.log, written by rank 0
         from pathlib import Path
 
         from training.engine.runtime import add_file_logging
@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
-    print(json.dumps(summary, indent=2, sort_keys=True, default=float))
+    if os.environ.get("RANK", "0") == "0":
+        print(json.dumps(summary, indent=2, sort_keys=True, default=float))
     return 0
 
 

@@ -17,7 +17,34 @@ def rank() -> int:
 
 
 def world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def init_deepspeed_distributed() -> None:
+    """Initialise the process group for DeepSpeed, launched or not.
+
+    Under a launcher (``deepspeed``, ``torchrun``) the rank variables are set. A plain single
+    process gets rank 0 of 1 on a free local port, so DeepSpeed does not fall back to MPI discovery.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return
+    if "RANK" not in os.environ:
+        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    import deepspeed
+
+    deepspeed.init_distributed()
 
 
 def is_main_process() -> bool:

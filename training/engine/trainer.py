@@ -20,7 +20,14 @@ import torch
 from training.config import config_to_dict
 from training.data.batching import plan_epoch
 from training.engine.checkpoint import CheckpointManager
-from training.engine.distributed import all_reduce_mean, barrier, is_main_process, rank, world_size
+from training.engine.distributed import (
+    all_reduce_mean,
+    barrier,
+    init_deepspeed_distributed,
+    is_main_process,
+    rank,
+    world_size,
+)
 from training.engine.reporting import ProgressBar, TensorBoardLogger, write_json_atomic, write_summary
 from training.engine.rng import capture_rng, restore_rng, seed_everything
 from training.engine.runtime import configure_torch, resolve_device, use_bf16
@@ -62,6 +69,8 @@ class Trainer:
 
     # ----------------------------------------------------------------- phases
     def prepare(self) -> None:
+        if self.config.zero_stage is not None:
+            init_deepspeed_distributed()
         configure_torch(self.config, self.device)
         seed_everything(self.config.seed)
         if is_main_process():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -27,6 +28,11 @@ def load_tokenizer(
     ``padding_side`` goes to ``from_pretrained``: with transformers 5, setting it afterwards is not
     saved with the tokenizer.
     """
+    if not Path(path).is_dir():
+        raise ConfigError(
+            f"model directory {str(path)!r} does not exist; pass a local HF model directory "
+            "(models are never downloaded)"
+        )
     kwargs = {"padding_side": padding_side, "trust_remote_code": trust_remote_code}
     if model_max_length is not None:
         kwargs["model_max_length"] = model_max_length
