@@ -32,12 +32,22 @@ class Assignment(Base):
     __table_args__ = (
         UniqueConstraint("comparison_id", "annotator_id"),
         Index("ix_assignment_active_annotator", "annotator_id", postgresql_where=text("state = 'active'")),
+        # At most one live lease per annotator and project: a second claim resumes the first.
+        Index(
+            "uq_assignment_one_active_per_project",
+            "annotator_id",
+            "project_id",
+            unique=True,
+            postgresql_where=text("state = 'active'"),
+        ),
         Index("ix_assignment_active_expires", "expires_at", postgresql_where=text("state = 'active'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     comparison_id: Mapped[int] = mapped_column(ForeignKey("comparison.id", ondelete="CASCADE"), index=True)
     annotator_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    # Denormalised from the comparison for the one-live-lease-per-project index.
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
     lease_token: Mapped[str] = mapped_column(String(36), unique=True)
     leased_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime]
@@ -104,6 +114,8 @@ class Adjudication(Base):
     __table_args__ = (
         CheckConstraint("NOT a_is_safe OR cardinality(a_harm_categories) = 0", name="a_safe_has_no_harm"),
         CheckConstraint("NOT b_is_safe OR cardinality(b_harm_categories) = 0", name="b_safe_has_no_harm"),
+        CheckConstraint("a_severity BETWEEN 0 AND 3", name="a_severity_range"),
+        CheckConstraint("b_severity BETWEEN 0 AND 3", name="b_severity_range"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -115,5 +127,7 @@ class Adjudication(Base):
     b_is_safe: Mapped[bool] = mapped_column(Boolean)
     a_harm_categories: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list)
     b_harm_categories: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list)
+    a_severity: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    b_severity: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     note: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[dt.datetime] = created_at_column()

@@ -68,11 +68,14 @@ class Comparison(Base):
         CheckConstraint("response_a_id <> response_b_id", name="distinct_responses"),
         CheckConstraint("overlap_target >= 1", name="overlap_positive"),
         CheckConstraint("submitted_count >= 0", name="submitted_nonnegative"),
+        CheckConstraint("active_count >= 0", name="active_nonnegative"),
         UniqueConstraint("response_a_id", "response_b_id"),
-        # The claim query scans open comparisons of a project by priority.
+        # The claim query scans the open comparisons of one pool (gold or not) of a project by
+        # priority, so the index leads with both.
         Index(
-            "ix_comparison_claim",
+            "ix_comparison_claim_pool",
             "project_id",
+            "is_gold",
             text("priority DESC"),
             "id",
             postgresql_where=text("status = 'open'"),
@@ -90,6 +93,10 @@ class Comparison(Base):
     # Submitted annotations so far, kept in the same transaction as each submit so that the
     # claim query can skip full comparisons without counting rows.
     submitted_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Live leases (assignments in state active). Claim, skip, submit and lease reclamation change
+    # it while holding this row's lock, so `submitted_count + active_count <= overlap_target` can be
+    # checked without counting rows and without a race (services/assignments.py).
+    active_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     status: Mapped[ComparisonStatus] = mapped_column(
         pg_enum(ComparisonStatus, "comparison_status"), default=ComparisonStatus.open, server_default="open"
     )
