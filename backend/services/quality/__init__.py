@@ -1,0 +1,1 @@
+"""Quality control: agreement, per-annotator accuracy and bias, aggregation, review."""

@@ -1,0 +1,333 @@
+"""Submitting an annotation: validated, idempotent, fenced by the lease, never over the overlap.
+
+Idempotency (draft-ietf-httpapi-idempotency-key-header; RELIABILITY.md A3, A4): each submit
+carries a key. The same key with the same body replays the stored result; the same key with a
+different body is refused (422). The unique (annotator, key) and (comparison, annotator)
+constraints make duplicates impossible even when retries race.
+
+Late submits (A2): a lease that ran out but still holds its slot is accepted. One whose slot was
+reclaimed is accepted only while the comparison still has room; otherwise 409 `lease_expired`.
+Lowering a comparison's overlap below its submitted count makes further submits 409 too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.db.models import User
+from backend.domain.enums import AssignmentState, Choice, ShownOrder
+from backend.domain.errors import Conflict, InvalidInput, NotFound
+from backend.domain.labels import (
+    CanonicalAnswer,
+    LabelWarning,
+    ResponseLabel,
+    ShownAnswer,
+    answer_errors,
+    choice_to_position,
+    consistency_warnings,
+    to_canonical,
+)
+from backend.services.assignments import release_lease
+
+MAX_KEY_LENGTH = 100
+
+LOOKUP_SQL = text(
+    """
+SELECT a.comparison_id, a.project_id, a.shown_order, p.harm_taxonomy,
+       x.id AS existing_id, x.request_hash AS existing_hash, x.assignment_id AS existing_assignment
+FROM assignment a
+JOIN project p ON p.id = a.project_id
+LEFT JOIN annotation x ON x.annotator_id = :user_id AND x.idempotency_key = :key
+WHERE a.id = :assignment_id AND a.annotator_id = :user_id
+"""
+)
+
+WRITE_SQL = text(
+    """
+WITH ins AS (
+    INSERT INTO annotation (comparison_id, annotator_id, assignment_id,
+        a_is_safe, a_harm_categories, a_severity, b_is_safe, b_harm_categories, b_severity,
+        helpfulness, harmlessness, confidence, rationale, time_spent_ms, shown_order,
+        idempotency_key, request_hash)
+    VALUES (:comparison_id, :user_id, :assignment_id,
+        :a_is_safe, :a_harm_categories, :a_severity, :b_is_safe, :b_harm_categories, :b_severity,
+        CAST(:helpfulness AS choice), CAST(:harmlessness AS choice), :confidence, :rationale,
+        :time_spent_ms, CAST(:shown_order AS shown_order), :key, :request_hash)
+    RETURNING id, created_at
+), done AS (
+    UPDATE assignment SET state = 'submitted', finished_at = now() WHERE id = :assignment_id
+), counted AS (
+    UPDATE comparison
+    SET submitted_count = submitted_count + 1,
+        active_count = active_count - :was_active,
+        status = CASE WHEN submitted_count + 1 >= overlap_target THEN 'complete' ELSE status END
+    WHERE id = :comparison_id
+)
+SELECT id, created_at FROM ins
+"""
+)
+
+ANNOTATION_SQL = text(
+    """
+SELECT x.id, x.comparison_id, x.assignment_id, a.project_id, x.a_is_safe, x.a_harm_categories,
+       x.a_severity, x.b_is_safe, x.b_harm_categories, x.b_severity, x.helpfulness, x.harmlessness,
+       x.confidence, x.rationale, x.time_spent_ms, x.shown_order, x.idempotency_key, x.request_hash,
+       x.created_at
+FROM annotation x JOIN assignment a ON a.id = x.assignment_id
+WHERE x.id = :annotation_id AND x.annotator_id = :user_id
+"""
+)
+
+
+@dataclass(frozen=True)
+class SubmittedAnnotation:
+    """What the annotator gets back, in the terms they saw (left/right)."""
+
+    id: int
+    assignment_id: int
+    comparison_id: int
+    project_id: int
+    answer: ShownAnswer
+    canonical: CanonicalAnswer
+    shown_order: ShownOrder
+    warnings: list[LabelWarning]
+    created_at: dt.datetime
+    replayed: bool = False
+
+
+def request_hash(assignment_id: int, answer: ShownAnswer) -> str:
+    body = {"assignment_id": assignment_id, **asdict(answer)}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit_annotation(
+    *, session: Session, user: User, assignment_id: int, answer: ShownAnswer, idempotency_key: str
+) -> SubmittedAnnotation:
+    if not 1 <= len(idempotency_key) <= MAX_KEY_LENGTH:
+        raise InvalidInput(f"the Idempotency-Key must have 1-{MAX_KEY_LENGTH} characters", code="bad_key")
+    digest = request_hash(assignment_id, answer)
+    params = {"assignment_id": assignment_id, "user_id": user.id, "key": idempotency_key}
+    found = session.execute(LOOKUP_SQL, params).first()
+    if found is None:
+        session.rollback()
+        raise NotFound(f"assignment {assignment_id} not found")
+    if found.existing_id is not None:
+        session.rollback()
+        return _replay(
+            session, user=user, annotation_id=found.existing_id, stored=found.existing_hash, digest=digest
+        )
+    allowed = frozenset(str(c["key"]) for c in found.harm_taxonomy)
+    errors = answer_errors(answer, allowed)
+    if errors:
+        session.rollback()
+        raise InvalidInput("; ".join(errors), code="invalid_labels")
+    was_active = _check_lease(
+        session, user=user, assignment_id=assignment_id, found=found, digest=digest, key=idempotency_key
+    )
+    if isinstance(was_active, SubmittedAnnotation):
+        return was_active
+    order = ShownOrder(found.shown_order)
+    canonical = to_canonical(answer, order)
+    try:
+        row = session.execute(
+            WRITE_SQL,
+            _write_params(
+                found, user, assignment_id, answer, canonical, order, idempotency_key, digest, was_active
+            ),
+        ).one()
+    except IntegrityError:
+        # The key was used concurrently for another assignment: report it like a sequential reuse.
+        session.rollback()
+        again = session.execute(LOOKUP_SQL, params).first()
+        if again is not None and again.existing_id is not None:
+            return _replay(
+                session, user=user, annotation_id=again.existing_id, stored=again.existing_hash, digest=digest
+            )
+        raise
+    session.commit()
+    return SubmittedAnnotation(
+        id=row.id,
+        assignment_id=assignment_id,
+        comparison_id=found.comparison_id,
+        project_id=found.project_id,
+        answer=answer,
+        canonical=canonical,
+        shown_order=order,
+        warnings=consistency_warnings(answer),
+        created_at=row.created_at,
+    )
+
+
+def _check_lease(
+    session: Session, *, user: User, assignment_id: int, found: Any, digest: str, key: str
+) -> int | SubmittedAnnotation:
+    """Lock the comparison, then read the assignment fresh; 1 if it held a live lease, 0 if its
+    lease was reclaimed but there is still room. Raises (after releasing the lease) otherwise."""
+    comp = session.execute(
+        text(
+            "SELECT status, submitted_count, active_count, overlap_target FROM comparison "
+            "WHERE id = :c FOR UPDATE"
+        ),
+        {"c": found.comparison_id},
+    ).one()
+    state = AssignmentState(
+        session.scalar(text("SELECT state FROM assignment WHERE id = :a"), {"a": assignment_id})
+    )
+    if state is AssignmentState.submitted:
+        return _already_submitted(session, user=user, assignment_id=assignment_id, digest=digest, key=key)
+    if state is AssignmentState.skipped:
+        session.rollback()
+        raise Conflict("you skipped this pair; it went back to the pool", code="assignment_skipped")
+    full = comp.submitted_count >= comp.overlap_target
+    if comp.status == "retired" or full:
+        if state is AssignmentState.active:
+            release_lease(
+                session, assignment_id=assignment_id, comparison_id=found.comparison_id, state="expired"
+            )
+            session.commit()
+        else:
+            session.rollback()
+        if comp.status == "retired":
+            raise Conflict(
+                "this pair was withdrawn by an admin; load the next one", code="comparison_retired"
+            )
+        raise Conflict("this pair already has all the annotations it needs", code="overlap_reached")
+    if state is AssignmentState.active:
+        return 1
+    if comp.submitted_count + comp.active_count < comp.overlap_target:
+        return 0
+    session.rollback()
+    raise Conflict(
+        "your lease on this pair expired and it was given to another annotator; load the next pair",
+        code="lease_expired",
+    )
+
+
+def _already_submitted(
+    session: Session, *, user: User, assignment_id: int, digest: str, key: str
+) -> SubmittedAnnotation:
+    row = session.execute(
+        text("SELECT id, idempotency_key, request_hash FROM annotation WHERE assignment_id = :a"),
+        {"a": assignment_id},
+    ).one()
+    session.rollback()
+    if row.idempotency_key == key:
+        # A retry that raced its own original: replay it.
+        return _replay(session, user=user, annotation_id=row.id, stored=row.request_hash, digest=digest)
+    raise Conflict("this pair was already submitted", code="already_submitted")
+
+
+def _replay(
+    session: Session, *, user: User, annotation_id: int, stored: str, digest: str
+) -> SubmittedAnnotation:
+    if stored != digest:
+        raise InvalidInput(
+            "this Idempotency-Key was already used with a different request body",
+            code="idempotency_key_reused",
+        )
+    annotation = get_own_annotation(session=session, user=user, annotation_id=annotation_id)
+    return dataclasses.replace(annotation, replayed=True)
+
+
+def _write_params(
+    found: Any,
+    user: User,
+    assignment_id: int,
+    answer: ShownAnswer,
+    canonical: CanonicalAnswer,
+    order: ShownOrder,
+    key: str,
+    digest: str,
+    was_active: int,
+) -> dict[str, Any]:
+    return {
+        "comparison_id": found.comparison_id,
+        "user_id": user.id,
+        "assignment_id": assignment_id,
+        "a_is_safe": canonical.a.is_safe,
+        "a_harm_categories": list(canonical.a.harm_categories),
+        "a_severity": canonical.a.severity,
+        "b_is_safe": canonical.b.is_safe,
+        "b_harm_categories": list(canonical.b.harm_categories),
+        "b_severity": canonical.b.severity,
+        "helpfulness": canonical.helpfulness.value,
+        "harmlessness": canonical.harmlessness.value,
+        "confidence": answer.confidence,
+        "rationale": answer.rationale,
+        "time_spent_ms": answer.time_spent_ms,
+        "shown_order": order.value,
+        "key": key,
+        "request_hash": digest,
+        "was_active": was_active,
+    }
+
+
+def canonical_from_row(row: Any) -> CanonicalAnswer:
+    return CanonicalAnswer(
+        a=ResponseLabel(bool(row.a_is_safe), tuple(row.a_harm_categories), int(row.a_severity)),
+        b=ResponseLabel(bool(row.b_is_safe), tuple(row.b_harm_categories), int(row.b_severity)),
+        helpfulness=Choice(row.helpfulness),
+        harmlessness=Choice(row.harmlessness),
+    )
+
+
+def shown_from_row(row: Any) -> ShownAnswer:
+    order = ShownOrder(row.shown_order)
+    canonical = canonical_from_row(row)
+    left, right = (canonical.a, canonical.b) if order is ShownOrder.ab else (canonical.b, canonical.a)
+    return ShownAnswer(
+        left=left,
+        right=right,
+        helpfulness=choice_to_position(canonical.helpfulness, order),
+        harmlessness=choice_to_position(canonical.harmlessness, order),
+        confidence=row.confidence,
+        rationale=row.rationale,
+        time_spent_ms=row.time_spent_ms,
+    )
+
+
+def get_own_annotation(*, session: Session, user: User, annotation_id: int) -> SubmittedAnnotation:
+    row = session.execute(ANNOTATION_SQL, {"annotation_id": annotation_id, "user_id": user.id}).first()
+    if row is None:
+        raise NotFound(f"annotation {annotation_id} not found")
+    return _from_row(row)
+
+
+def list_own_annotations(
+    *, session: Session, user: User, project_id: int | None, after_id: int, limit: int
+) -> list[SubmittedAnnotation]:
+    query = ANNOTATION_SQL.text.replace(
+        "WHERE x.id = :annotation_id AND x.annotator_id = :user_id",
+        "WHERE x.annotator_id = :user_id AND x.id > :after_id"
+        + (" AND a.project_id = :project_id" if project_id is not None else "")
+        + " ORDER BY x.id LIMIT :limit",
+    )
+    rows = session.execute(
+        text(query), {"user_id": user.id, "after_id": after_id, "limit": limit, "project_id": project_id}
+    ).all()
+    return [_from_row(row) for row in rows]
+
+
+def _from_row(row: Any) -> SubmittedAnnotation:
+    answer = shown_from_row(row)
+    return SubmittedAnnotation(
+        id=row.id,
+        assignment_id=row.assignment_id,
+        comparison_id=row.comparison_id,
+        project_id=row.project_id,
+        answer=answer,
+        canonical=canonical_from_row(row),
+        shown_order=ShownOrder(row.shown_order),
+        warnings=consistency_warnings(answer),
+        created_at=row.created_at,
+    )
