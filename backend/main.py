@@ -9,13 +9,25 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import sessionmaker
 
 from backend.api.errors import install_error_handlers
-from backend.api.router import api_router
-from backend.api.routes import health
+from backend.api.router import API_PREFIX, api_router
+from backend.api.routes import data, health
 from backend.config import Settings, get_settings
 from backend.db.session import make_engine
-from backend.web import admin_pages, auth_pages
+from backend.web import (
+    account_pages,
+    admin_pages,
+    admin_project_pages,
+    admin_quality_pages,
+    admin_user_pages,
+    annotate_pages,
+    auth_pages,
+    review_pages,
+)
 from backend.web.security import install_security_headers
 from backend.web.templating import make_templates
+
+DEFAULT_MAX_BODY = 2 * 1024 * 1024
+MULTIPART_OVERHEAD = 64 * 1024
 
 API_DESCRIPTION = """
 REST API of the Safe RLHF platform. Authenticate with `Authorization: Bearer <token>` (API tokens
@@ -34,6 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        # Every JSON or form body is small; only the import uploads get the large limit below.
+        # Starlette counts bytes as they arrive and answers 413 before buffering more
+        # (RELIABILITY.md C10).
+        max_body_size=DEFAULT_MAX_BODY,
     )
     app.state.settings = settings
     # The app owns its engine, so an app built for another database (tests, tools) never shares
@@ -46,7 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(settings.frontend_dir / "static")), name="static")
     app.include_router(health.router)
     app.include_router(api_router)
+    upload_limit = settings.import_max_bytes + MULTIPART_OVERHEAD
+    app.include_router(data.import_router, prefix=API_PREFIX, max_body_size=upload_limit)
     app.include_router(auth_pages.router)
     app.include_router(admin_pages.router)
+    for pages in (annotate_pages, review_pages, admin_project_pages, admin_quality_pages, admin_user_pages):
+        app.include_router(pages.router)
+    app.include_router(account_pages.router)
+    app.include_router(admin_project_pages.upload_router, max_body_size=upload_limit)
     logging.getLogger(__name__).info("app created (environment=%s)", settings.environment)
     return app

@@ -1,10 +1,19 @@
-"""All JSON routes under /api/v1."""
+"""All JSON routes under /api/v1 (the import upload is included by create_app, which gives it the
+large body limit from the settings)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.routes import me
+from backend.api.routes import accounts, data, me, projects, quality, queue, review
 
-api_router = APIRouter(prefix="/api/v1")
+API_PREFIX = "/api/v1"
+
+api_router = APIRouter(prefix=API_PREFIX)
 api_router.include_router(me.router)
+api_router.include_router(accounts.router)
+api_router.include_router(projects.router)
+api_router.include_router(queue.router)
+api_router.include_router(review.router)
+api_router.include_router(quality.router)
+api_router.include_router(data.router)

@@ -1,0 +1,110 @@
+"""The annotator's API: claim the next pair, skip it, submit it (idempotently), own annotations.
+
+Every lookup is scoped to the caller: other people's assignments and annotations are 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from backend.api.convert import annotation_read, task_read
+from backend.api.deps import ALL_ROLES, DbDep, Principal, require
+from backend.api.schemas.common import ERROR_RESPONSES, ErrorRead
+from backend.api.schemas.queue import AnnotationRead, AnnotationSubmit, TaskRead
+from backend.domain.enums import TokenScope
+from backend.domain.errors import DomainError
+from backend.services.access import visible_project
+from backend.services.assignments import claim_next, get_assignment, skip_assignment
+from backend.services.submissions import get_own_annotation, list_own_annotations, submit_annotation
+
+router = APIRouter(tags=["annotate"], responses=ERROR_RESPONSES)
+Annotator = Annotated[Principal, Depends(require(*ALL_ROLES, scope=TokenScope.annotate))]
+
+
+@router.post(
+    "/projects/{project_id}/assignments/next",
+    response_model=TaskRead,
+    responses={204: {"description": "no comparison is left for you in this project"}},
+    summary="Claim the next comparison (or resume the one you hold) under a lease",
+)
+def claim(project_id: int, db: DbDep, principal: Annotator) -> Response | TaskRead:
+    task = claim_next(session=db, user=principal.user, project_id=project_id)
+    if task is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return task_read(task)
+
+
+@router.get("/assignments/{assignment_id}", response_model=TaskRead, summary="One of your assignments")
+def read_assignment(assignment_id: int, db: DbDep, principal: Annotator) -> TaskRead:
+    return task_read(get_assignment(session=db, user=principal.user, assignment_id=assignment_id))
+
+
+@router.post(
+    "/assignments/{assignment_id}/skip",
+    response_model=TaskRead,
+    summary="Give the comparison back to the pool; you will not be offered it again",
+)
+def skip(assignment_id: int, db: DbDep, principal: Annotator) -> TaskRead:
+    return task_read(skip_assignment(session=db, user=principal.user, assignment_id=assignment_id))
+
+
+@router.post(
+    "/assignments/{assignment_id}/submit",
+    response_model=AnnotationRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        400: {"model": ErrorRead, "description": "the Idempotency-Key header is missing"},
+        409: {
+            "model": ErrorRead,
+            "description": "lease_expired (given to someone else), overlap_reached, already_submitted, "
+            "assignment_skipped or comparison_retired",
+        },
+        422: {"model": ErrorRead, "description": "invalid labels, or the key was used with another body"},
+    },
+    summary="Submit your labels; the same Idempotency-Key and body replays the first result",
+)
+def submit(
+    assignment_id: int,
+    body: AnnotationSubmit,
+    db: DbDep,
+    principal: Annotator,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=100)] = None,
+) -> JSONResponse:
+    if not idempotency_key:
+        raise DomainError(
+            "send an Idempotency-Key header (any unique string per submit)", code="key_required"
+        )
+    result = submit_annotation(
+        session=db,
+        user=principal.user,
+        assignment_id=assignment_id,
+        answer=body.to_domain(),
+        idempotency_key=idempotency_key,
+    )
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+    payload = annotation_read(result).model_dump(mode="json")
+    return JSONResponse(payload, status_code=status.HTTP_201_CREATED, headers=headers)
+
+
+@router.get("/annotations", response_model=list[AnnotationRead], summary="Your annotations, oldest first")
+def read_own_annotations(
+    db: DbDep,
+    principal: Annotator,
+    project_id: int | None = None,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AnnotationRead]:
+    if project_id is not None:
+        visible_project(db, user=principal.user, project_id=project_id)
+    items = list_own_annotations(
+        session=db, user=principal.user, project_id=project_id, after_id=after_id, limit=limit
+    )
+    return [annotation_read(item) for item in items]
+
+
+@router.get("/annotations/{annotation_id}", response_model=AnnotationRead, summary="One of your annotations")
+def read_own_annotation(annotation_id: int, db: DbDep, principal: Annotator) -> AnnotationRead:
+    return annotation_read(get_own_annotation(session=db, user=principal.user, annotation_id=annotation_id))
