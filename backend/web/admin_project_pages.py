@@ -1,0 +1,266 @@
+"""Admin pages for projects: list and create, settings, members, imports, snapshots."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from starlette.datastructures import FormData, UploadFile
+
+from backend.api.deps import DbDep, Principal, SettingsDep, require
+from backend.db.models import ImportBatch, Project, User
+from backend.domain.enums import ImportKind, ImportStatus, UserRole
+from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from backend.services.access import visible_project, visible_projects_query
+from backend.services.imports import ImportOptions, run_import
+from backend.services.projects import (
+    ProjectChanges,
+    add_member,
+    create_project,
+    list_members,
+    project_counts,
+    remove_member,
+    update_project,
+)
+from backend.services.snapshots import FILES, create_snapshot, list_snapshots
+from backend.web.pages import render, see_other
+
+router = APIRouter(include_in_schema=False)
+upload_router = APIRouter(include_in_schema=False)
+Admin = Annotated[Principal, Depends(require(UserRole.admin))]
+
+
+def _text(form: FormData, name: str) -> str:
+    return str(form.get(name, "")).strip()
+
+
+def parse_project_form(form: FormData) -> ProjectChanges:
+    """Numbers arrive as text; a bad one is a clear message, not a 500."""
+
+    def number(name: str, cast: type[int] | type[float]) -> Any:
+        raw = _text(form, name)
+        if not raw:
+            return None
+        try:
+            return cast(raw)
+        except ValueError:
+            raise InvalidInput(f"'{name.replace('_', ' ')}' must be a number") from None
+
+    taxonomy = None
+    if _text(form, "harm_taxonomy"):
+        try:
+            taxonomy = json.loads(_text(form, "harm_taxonomy"))
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(
+                f"the harm taxonomy is not valid JSON ({exc.msg}, line {exc.lineno})"
+            ) from None
+        if not isinstance(taxonomy, list) or not all(isinstance(c, dict) for c in taxonomy):
+            raise InvalidInput("the harm taxonomy must be a JSON list of {key, label, description} objects")
+    return ProjectChanges(
+        name=_text(form, "name") or None,
+        description=str(form.get("description", "")),
+        guidelines_md=str(form.get("guidelines_md", "")),
+        harm_taxonomy=taxonomy,
+        default_overlap=number("default_overlap", int),
+        gold_rate=number("gold_rate", float),
+        lease_seconds=number("lease_seconds", int),
+    )
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_home(request: Request, db: DbDep, principal: Admin) -> HTMLResponse:
+    rows = [
+        (p, project_counts(session=db, project=p)) for p in db.scalars(visible_projects_query(principal.user))
+    ]
+    return render(request, "admin/index.html", principal, {"rows": rows, "form": {}, "errors": []})
+
+
+@router.post("/admin/projects", response_class=HTMLResponse)
+async def create_project_page(request: Request, db: DbDep, principal: Admin) -> Response:
+    form = await request.form()
+
+    def attempt() -> Response:
+        try:
+            project = create_project(session=db, actor=principal.user, changes=parse_project_form(form))
+        except (InvalidInput, Conflict) as exc:
+            rows = [
+                (p, project_counts(session=db, project=p))
+                for p in db.scalars(visible_projects_query(principal.user))
+            ]
+            values = {k: str(v) for k, v in form.items()}
+            return render(
+                request,
+                "admin/index.html",
+                principal,
+                {"rows": rows, "form": values, "errors": [exc.detail]},
+                status=422,
+            )
+        return see_other(f"/admin/projects/{project.id}", "project_created")
+
+    return await run_in_threadpool(attempt)
+
+
+def project_context(db: DbDep, project: Project) -> dict[str, Any]:
+    members = list_members(session=db, project=project)
+    member_ids = {m.id for m in members}
+    candidates = [
+        u
+        for u in db.scalars(select(User).where(User.is_active.is_(True)).order_by(User.email))
+        if u.id not in member_ids
+    ]
+    imports = list(
+        db.scalars(
+            select(ImportBatch)
+            .where(ImportBatch.project_id == project.id)
+            .order_by(ImportBatch.id.desc())
+            .limit(10)
+        )
+    )
+    return {
+        "project": project,
+        "counts": project_counts(session=db, project=project),
+        "members": members,
+        "candidates": candidates,
+        "imports": imports,
+        "snapshots": list_snapshots(db, project=project)[:10],
+        "files": FILES,
+        "taxonomy_json": json.dumps(project.harm_taxonomy, indent=2, ensure_ascii=False),
+        "kinds": [k.value for k in ImportKind],
+        "form": {},
+        "errors": [],
+    }
+
+
+@router.get("/admin/projects/{project_id}", response_class=HTMLResponse)
+def project_page(project_id: int, request: Request, db: DbDep, principal: Admin) -> HTMLResponse:
+    project = visible_project(db, user=principal.user, project_id=project_id)
+    return render(request, "admin/project.html", principal, project_context(db, project))
+
+
+def _rerender(
+    request: Request, db: DbDep, principal: Principal, project: Project, form: FormData, error: str
+) -> HTMLResponse:
+    db.rollback()
+    context = project_context(db, project)
+    context.update(form={k: str(v) for k, v in form.items() if not isinstance(v, UploadFile)}, errors=[error])
+    return render(request, "admin/project.html", principal, context, status=422)
+
+
+@router.post("/admin/projects/{project_id}/settings", response_class=HTMLResponse)
+async def project_settings(project_id: int, request: Request, db: DbDep, principal: Admin) -> Response:
+    form = await request.form()
+
+    def attempt() -> Response:
+        project = visible_project(db, user=principal.user, project_id=project_id)
+        try:
+            update_project(
+                session=db, actor=principal.user, project=project, changes=parse_project_form(form)
+            )
+        except (InvalidInput, Conflict) as exc:
+            return _rerender(
+                request,
+                db,
+                principal,
+                visible_project(db, user=principal.user, project_id=project_id),
+                form,
+                exc.detail,
+            )
+        return see_other(f"/admin/projects/{project_id}", "settings_saved")
+
+    return await run_in_threadpool(attempt)
+
+
+@router.post("/admin/projects/{project_id}/members")
+async def add_member_page(project_id: int, request: Request, db: DbDep, principal: Admin) -> Response:
+    form = await request.form()
+    raw = _text(form, "user_id")
+
+    def attempt() -> Response:
+        project = visible_project(db, user=principal.user, project_id=project_id)
+        if not raw.isdigit():
+            return _rerender(request, db, principal, project, form, "Pick a user to add.")
+        add_member(session=db, actor=principal.user, project=project, user_id=int(raw))
+        return see_other(f"/admin/projects/{project_id}", "member_added")
+
+    return await run_in_threadpool(attempt)
+
+
+@router.post("/admin/projects/{project_id}/members/{user_id}/remove")
+def remove_member_page(project_id: int, user_id: int, db: DbDep, principal: Admin) -> Response:
+    project = visible_project(db, user=principal.user, project_id=project_id)
+    remove_member(session=db, actor=principal.user, project=project, user_id=user_id)
+    return see_other(f"/admin/projects/{project_id}", "member_removed")
+
+
+def _import_options(form: FormData) -> ImportOptions:
+    kind = _text(form, "kind")
+    if kind not in {k.value for k in ImportKind}:
+        raise InvalidInput("Choose what the file holds.")
+    overlap = _text(form, "overlap")
+    if overlap and not overlap.isdigit():
+        raise InvalidInput("Overlap must be a whole number.")
+    return ImportOptions(
+        kind=ImportKind(kind),
+        file_format=_text(form, "format") or "auto",
+        hh_axis=_text(form, "hh_axis") or None,
+        labels=_text(form, "labels") or "ignore",
+        on_error=_text(form, "on_error") or "reject_file",
+        overlap=int(overlap) if overlap else None,
+    )
+
+
+@upload_router.post("/admin/projects/{project_id}/imports", response_class=HTMLResponse)
+async def import_page(
+    project_id: int, request: Request, db: DbDep, settings: SettingsDep, principal: Admin
+) -> Response:
+    form = await request.form()
+    upload = form.get("file")
+
+    def attempt() -> Response:
+        project = visible_project(db, user=principal.user, project_id=project_id)
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            return _rerender(request, db, principal, project, form, "Choose a file to import.")
+        try:
+            batch = run_import(
+                session=db,
+                actor=principal.user,
+                project=project,
+                options=_import_options(form),
+                upload=upload.file,
+                filename=upload.filename,
+                max_bytes=settings.import_max_bytes,
+            )
+        except DomainError as exc:
+            if isinstance(exc, NotFound):
+                raise
+            return _rerender(request, db, principal, project, form, exc.detail)
+        if batch.status is ImportStatus.rejected:
+            return render(
+                request, "admin/import.html", principal, {"batch": batch, "project": project}, status=422
+            )
+        return see_other(f"/admin/imports/{batch.id}")
+
+    return await run_in_threadpool(attempt)
+
+
+@router.get("/admin/imports/{import_id}", response_class=HTMLResponse)
+def import_report(import_id: int, request: Request, db: DbDep, principal: Admin) -> HTMLResponse:
+    batch = db.get(ImportBatch, import_id)
+    if batch is None:
+        raise NotFound(f"import {import_id} not found")
+    project = visible_project(db, user=principal.user, project_id=batch.project_id)
+    return render(request, "admin/import.html", principal, {"batch": batch, "project": project})
+
+
+@router.post("/admin/projects/{project_id}/snapshots")
+def snapshot_page(project_id: int, db: DbDep, settings: SettingsDep, principal: Admin) -> Response:
+    project = visible_project(db, user=principal.user, project_id=project_id)
+    result = create_snapshot(
+        session=db, actor=principal.user, project=project, artifacts_dir=settings.artifacts_dir
+    )
+    notice = "snapshot_created" if result.created else "snapshot_exists"
+    return see_other(f"/admin/projects/{project_id}", notice)
