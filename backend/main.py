@@ -9,8 +9,9 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import sessionmaker
 
 from backend.api.errors import install_error_handlers
-from backend.api.router import API_PREFIX, api_router
-from backend.api.routes import data, health
+from backend.api.limits import BodyLimit
+from backend.api.router import api_router
+from backend.api.routes import health
 from backend.config import Settings, get_settings
 from backend.db.session import make_engine
 from backend.web import (
@@ -46,10 +47,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
-        # Every JSON or form body is small; only the import uploads get the large limit below.
-        # Starlette counts bytes as they arrive and answers 413 before buffering more
-        # (RELIABILITY.md C10).
-        max_body_size=DEFAULT_MAX_BODY,
     )
     app.state.settings = settings
     # The app owns its engine, so an app built for another database (tests, tools) never shares
@@ -58,17 +55,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = sessionmaker(bind=app.state.engine, expire_on_commit=False)
     app.state.templates = make_templates(settings.frontend_dir)
     install_error_handlers(app)
+    # Every JSON or form body is small; only dataset uploads may be large (RELIABILITY.md C10).
+    # Added before the security headers so that its early 413 answers carry them too.
+    upload_limit = settings.import_max_bytes + MULTIPART_OVERHEAD
+    app.add_middleware(BodyLimit, default_limit=DEFAULT_MAX_BODY, upload_limit=upload_limit)
     install_security_headers(app, settings)
     app.mount("/static", StaticFiles(directory=str(settings.frontend_dir / "static")), name="static")
     app.include_router(health.router)
     app.include_router(api_router)
-    upload_limit = settings.import_max_bytes + MULTIPART_OVERHEAD
-    app.include_router(data.import_router, prefix=API_PREFIX, max_body_size=upload_limit)
     app.include_router(auth_pages.router)
     app.include_router(admin_pages.router)
     for pages in (annotate_pages, review_pages, admin_project_pages, admin_quality_pages, admin_user_pages):
         app.include_router(pages.router)
     app.include_router(account_pages.router)
-    app.include_router(admin_project_pages.upload_router, max_body_size=upload_limit)
     logging.getLogger(__name__).info("app created (environment=%s)", settings.environment)
     return app

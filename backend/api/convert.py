@@ -87,6 +87,7 @@ def vote_read(view: VoteView) -> VoteRead:
     vote = view.vote
     return VoteRead(
         annotation_id=vote.annotation_id,
+        comparison_id=vote.comparison_id,
         annotator_id=vote.annotator_id,
         annotator_email=view.annotator_email,
         weight=round(view.weight, 4),

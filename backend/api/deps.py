@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -32,18 +33,25 @@ def session_cookie_name(settings: Settings) -> str:
     return "__Host-saferlhf_session" if settings.cookie_secure else "saferlhf_session"
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
+    # async: no I/O here, so no trip through the threadpool.
     settings = getattr(request.app.state, "settings", None)
     return settings if isinstance(settings, Settings) else get_settings()
 
 
-def get_db(request: Request) -> Iterator[Session]:
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """One session per request. Creating it does no I/O, so this runs on the event loop rather
+    than costing two trips through the threadpool on every request; only a close that must roll
+    back an unfinished transaction (a request that failed midway) goes to a thread."""
     factory = getattr(request.app.state, "sessionmaker", None) or get_sessionmaker()
     session = factory()
     try:
         yield session
     finally:
-        session.close()
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
@@ -71,18 +79,26 @@ class Principal:
 
 
 def _principal_from_token(db: Session, raw: str) -> Principal | None:
-    token = db.scalar(select(ApiToken).where(ApiToken.token_hash == sha256_hex(raw)))
+    # Token and owner in one query: this runs on every API call.
+    row = db.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == sha256_hex(raw))
+    ).first()
     now = utcnow()
-    if token is None or token.revoked_at is not None or not token.user.is_active:
+    if row is None:
+        return None
+    token, user = row
+    if token.revoked_at is not None or not user.is_active:
         return None
     if token.expires_at is not None and token.expires_at <= now:
         return None
     if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
         db.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
         db.commit()
-    allowed = ROLE_SCOPES[token.user.role]
+    allowed = ROLE_SCOPES[user.role]
     scopes = frozenset(TokenScope(s) for s in token.scopes if s in TokenScope.__members__) & allowed
-    return Principal(user=token.user, via="token", scopes=scopes)
+    return Principal(user=user, via="token", scopes=scopes)
 
 
 def optional_principal(request: Request, db: DbDep, settings: SettingsDep) -> Principal | None:

@@ -1,5 +1,4 @@
-"""All JSON routes under /api/v1 (the import upload is included by create_app, which gives it the
-large body limit from the settings)."""
+"""All JSON routes under /api/v1."""
 
 from __future__ import annotations
 

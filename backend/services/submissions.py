@@ -188,29 +188,31 @@ def _check_lease(
     if state is AssignmentState.skipped:
         session.rollback()
         raise Conflict("you skipped this pair; it went back to the pool", code="assignment_skipped")
-    full = comp.submitted_count >= comp.overlap_target
-    if comp.status == "retired" or full:
-        if state is AssignmentState.active:
-            release_lease(
-                session, assignment_id=assignment_id, comparison_id=found.comparison_id, state="expired"
-            )
-            session.commit()
-        else:
-            session.rollback()
-        if comp.status == "retired":
-            raise Conflict(
-                "this pair was withdrawn by an admin; load the next one", code="comparison_retired"
-            )
+    if comp.status == "retired":
+        _release_if_live(session, state, assignment_id, found.comparison_id)
+        raise Conflict("this pair was withdrawn by an admin; load the next one", code="comparison_retired")
+    if state is AssignmentState.expired:
+        if comp.submitted_count + comp.active_count < comp.overlap_target:
+            return 0  # the lease ran out but nobody needed the slot: the answer still counts
+        session.rollback()
+        raise Conflict(
+            "your lease on this pair expired and it was given to another annotator; load the next pair",
+            code="lease_expired",
+        )
+    if comp.submitted_count >= comp.overlap_target:  # k was lowered below what was already in
+        _release_if_live(session, state, assignment_id, found.comparison_id)
         raise Conflict("this pair already has all the annotations it needs", code="overlap_reached")
+    return 1
+
+
+def _release_if_live(
+    session: Session, state: AssignmentState, assignment_id: int, comparison_id: int
+) -> None:
     if state is AssignmentState.active:
-        return 1
-    if comp.submitted_count + comp.active_count < comp.overlap_target:
-        return 0
-    session.rollback()
-    raise Conflict(
-        "your lease on this pair expired and it was given to another annotator; load the next pair",
-        code="lease_expired",
-    )
+        release_lease(session, assignment_id=assignment_id, comparison_id=comparison_id, state="expired")
+        session.commit()
+    else:
+        session.rollback()
 
 
 def _already_submitted(

@@ -30,7 +30,6 @@ from backend.services.snapshots import FILES, create_snapshot, list_snapshots
 from backend.web.pages import render, see_other
 
 router = APIRouter(include_in_schema=False)
-upload_router = APIRouter(include_in_schema=False)
 Admin = Annotated[Principal, Depends(require(UserRole.admin))]
 
 
@@ -213,7 +212,7 @@ def _import_options(form: FormData) -> ImportOptions:
     )
 
 
-@upload_router.post("/admin/projects/{project_id}/imports", response_class=HTMLResponse)
+@router.post("/admin/projects/{project_id}/imports", response_class=HTMLResponse)
 async def import_page(
     project_id: int, request: Request, db: DbDep, settings: SettingsDep, principal: Admin
 ) -> Response:

@@ -1,5 +1,5 @@
-"""Imports (admins; a separate router so create_app can give it the large body limit) and
-dataset snapshots (admins create; admins and reviewers read and download)."""
+"""Imports (admins; the upload's size limit is enforced by backend.api.limits while it streams)
+and dataset snapshots (admins create; admins and reviewers read and download)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from backend.services.access import can_see_project, visible_project
 from backend.services.imports import ImportOptions, run_import
 from backend.services.snapshots import FILES, create_snapshot, list_snapshots, open_snapshot_file
 
-import_router = APIRouter(tags=["data"], responses=ERROR_RESPONSES)
 router = APIRouter(tags=["data"], responses=ERROR_RESPONSES)
 Admin = Annotated[Principal, Depends(require(UserRole.admin, scope=TokenScope.admin))]
 Reader = Annotated[Principal, Depends(require(UserRole.reviewer, UserRole.admin, scope=TokenScope.read))]
@@ -30,7 +29,7 @@ def import_read(batch: ImportBatch) -> ImportRead:
     return ImportRead.model_validate(batch)
 
 
-@import_router.post(
+@router.post(
     "/projects/{project_id}/imports",
     response_model=ImportRead,
     status_code=status.HTTP_201_CREATED,

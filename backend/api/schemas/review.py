@@ -103,6 +103,7 @@ class AdjudicationRead(BaseModel):
 
 class VoteRead(BaseModel):
     annotation_id: int
+    comparison_id: int
     annotator_id: int
     annotator_email: str
     weight: float
