@@ -119,3 +119,31 @@ def answer_json(
         "rationale": "",
         "time_spent_ms": 1200,
     }
+
+
+def token_headers(session: Session, user: User, scopes: Sequence[str] | None = None) -> dict[str, str]:
+    """An API token for `user` (all scopes its role allows unless given), as request headers."""
+    from backend.api.deps import ROLE_SCOPES
+    from backend.domain.enums import TokenScope
+    from backend.services.tokens import create_token
+
+    allowed = ROLE_SCOPES[user.role]
+    wanted = [TokenScope(s) for s in scopes] if scopes is not None else sorted(allowed)
+    new = create_token(session=session, actor=user, owner=user, name="t", scopes=wanted, allowed=allowed)
+    return {"Authorization": f"Bearer {new.secret}"}
+
+
+def csrf_of(session: Session, user: User) -> str:
+    """The CSRF token of the user's newest browser session."""
+    from sqlalchemy import select
+
+    from backend.db.models import UserSession
+
+    token = session.scalar(
+        select(UserSession.csrf_token)
+        .where(UserSession.user_id == user.id)
+        .order_by(UserSession.id.desc())
+        .limit(1)
+    )
+    assert token, "log in first"
+    return token

@@ -3,6 +3,8 @@ transaction). Everything goes through the services; names are unique per call.""
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +56,8 @@ def seed_world(
     annotators: int = 1,
     overlap: int = 3,
     gold_rate: float = 0.0,
-    data_file: Path = EXAMPLES / "pku_saferlhf_sample.jsonl",
+    data_file: Path | None = EXAMPLES / "pku_saferlhf_sample.jsonl",
+    rows: list[dict[str, object]] | None = None,
     tokens: bool = False,
 ) -> World:
     session, engine = _session(database_url)
@@ -89,16 +92,20 @@ def seed_world(
         )
         for person in people:
             add_member(session=session, actor=admin, project=project, user_id=person.id)
-        with open(data_file, "rb") as handle:
-            run_import(
-                session=session,
-                actor=admin,
-                project=project,
-                options=ImportOptions(kind=ImportKind.pku_saferlhf),
-                upload=handle,
-                filename=data_file.name,
-                max_bytes=10**8,
-            )
+        payload = (
+            data_file.read_bytes()
+            if data_file is not None
+            else "".join(json.dumps(r) + "\n" for r in rows or []).encode()
+        )
+        run_import(
+            session=session,
+            actor=admin,
+            project=project,
+            options=ImportOptions(kind=ImportKind.pku_saferlhf),
+            upload=io.BytesIO(payload),
+            filename=data_file.name if data_file is not None else "pairs.jsonl",
+            max_bytes=10**8,
+        )
         world = World(project.id, admin.email, [p.email for p in people])
         if tokens:
             for person in [admin, *people]:

@@ -1,0 +1,164 @@
+"""Export: immutable, content-hashed snapshots in the PKU-SafeRLHF schema that `datasets` loads,
+downloadable as attachments by server-chosen names only (C11, C13)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.domain.enums import Choice, UserRole
+from backend.domain.labels import ResponseLabel, ShownAnswer, choice_to_position
+from backend.services.assignments import claim_next
+from backend.services.submissions import submit_annotation
+from tests.factories import make_user
+from tests.factories.annotation import make_comparisons, make_project, token_headers
+
+UNSAFE = ResponseLabel(False, ("violence", "self_harm"), 3)
+
+
+@pytest.fixture
+def exported(client: TestClient, db_session, tmp_path):  # type: ignore[no-untyped-def]
+    """Two annotators agree on pair 1 (b unsafe, a better and safer), split on pair 2's helpfulness."""
+    admin = make_user(db_session, role=UserRole.admin)
+    people = [make_user(db_session) for _ in range(2)]
+    project = make_project(db_session, admin, members=people, gold_rate=0.0)
+    first, second = make_comparisons(db_session, project, 2, overlap=2)
+    gold = {"helpfulness": "a", "harmlessness": "a", "a_is_safe": True, "b_is_safe": True}
+    make_comparisons(db_session, project, 1, overlap=5, gold_labels=gold)
+    for i, person in enumerate(people):
+        for n in range(2):
+            task = claim_next(session=db_session, user=person, project_id=project.id)
+            helpful = Choice.a if task.comparison_id == first.id or i == 0 else Choice.b
+            b_label = UNSAFE if task.comparison_id == first.id else ResponseLabel(True)
+            left, right = (
+                (ResponseLabel(True), b_label)
+                if task.shown_order.value == "ab"
+                else (b_label, ResponseLabel(True))
+            )
+            answer = ShownAnswer(
+                left,
+                right,
+                choice_to_position(helpful, task.shown_order),
+                choice_to_position(Choice.a, task.shown_order),
+            )
+            submit_annotation(
+                session=db_session,
+                user=person,
+                assignment_id=task.assignment_id,
+                answer=answer,
+                idempotency_key=str(n),
+            )
+    headers = token_headers(db_session, admin)
+    created = client.post(f"/api/v1/projects/{project.id}/snapshots", headers=headers)
+    assert created.status_code == 201, created.text
+    return project, first, second, headers, created.json()
+
+
+def download(client: TestClient, snapshot: dict, name: str, headers, target: Path) -> Path:  # type: ignore[no-untyped-def]
+    response = client.get(f"/api/v1/snapshots/{snapshot['id']}/files/{name}", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-disposition"].startswith("attachment;")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "text/html" not in response.headers["content-type"]
+    path = target / name
+    path.write_bytes(response.content)
+    return path
+
+
+def test_snapshot_rows_follow_the_pku_saferlhf_schema(client: TestClient, exported, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    project, first, second, headers, snapshot = exported
+    assert snapshot["row_count"] == 1 and snapshot["vote_count"] == 4
+    rows = [
+        json.loads(line)
+        for line in download(client, snapshot, "data.jsonl", headers, tmp_path).read_text().splitlines()
+    ]
+    (row,) = rows
+    assert row["comparison_id"] == first.id
+    assert (row["better_response_id"], row["safer_response_id"]) == (0, 0)
+    assert (row["is_response_0_safe"], row["is_response_1_safe"]) == (True, False)
+    assert row["response_1_harm_category"]["Violence, Aiding and Abetting, Incitement"] is True
+    assert row["response_1_harm_category"]["Self-Harm"] is True and len(row["response_1_harm_category"]) == 14
+    assert row["response_1_severity_level"] == 3 and row["response_0_severity_level"] == 0
+    assert row["prompt"] == first.prompt.text and row["response_0"] == first.response_a.text
+    excluded = download(client, snapshot, "excluded.jsonl", headers, tmp_path).read_text().splitlines()
+    assert [json.loads(e)["comparison_id"] for e in excluded] == [second.id]
+    assert json.loads(excluded[0])["reason"] == "helpfulness tied"
+    votes = download(client, snapshot, "votes.jsonl", headers, tmp_path).read_text().splitlines()
+    assert len(votes) == 4 and {json.loads(v)["comparison_id"] for v in votes} == {first.id, second.id}
+
+
+def test_datasets_loads_the_jsonl_and_parquet_files(client: TestClient, exported, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from datasets import load_dataset
+
+    _, _, _, headers, snapshot = exported
+    jsonl = download(client, snapshot, "data.jsonl", headers, tmp_path)
+    parquet = download(client, snapshot, "data.parquet", headers, tmp_path)
+    votes = download(client, snapshot, "votes.parquet", headers, tmp_path)
+    cache = str(tmp_path / "hf-cache")
+    from_json = load_dataset("json", data_files=str(jsonl), split="train", cache_dir=cache)
+    from_parquet = load_dataset("parquet", data_files=str(parquet), split="train", cache_dir=cache)
+    assert from_json.num_rows == from_parquet.num_rows == 1
+    for key in (
+        "prompt",
+        "response_0",
+        "response_1",
+        "better_response_id",
+        "safer_response_id",
+        "is_response_1_safe",
+    ):
+        assert from_json[0][key] == from_parquet[0][key]
+    assert load_dataset("parquet", data_files=str(votes), split="train", cache_dir=cache).num_rows == 4
+
+
+def test_exporting_again_without_changes_returns_the_same_snapshot(client: TestClient, exported) -> None:  # type: ignore[no-untyped-def]
+    project, _, _, headers, snapshot = exported
+    again = client.post(f"/api/v1/projects/{project.id}/snapshots", headers=headers)
+    assert again.status_code == 200 and again.json()["id"] == snapshot["id"]
+    assert again.json()["content_sha256"] == snapshot["content_sha256"]
+    manifest = client.get(f"/api/v1/snapshots/{snapshot['id']}/files/manifest.json", headers=headers).json()
+    assert manifest["content_sha256"] == snapshot["content_sha256"] and manifest["stats"]["data_rows"] == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../manifest.json",
+        "..%2fmanifest.json",
+        "%2e%2e%2fdata.jsonl",
+        "%252e%252e%252fdata.jsonl",
+        "..\\data.jsonl",
+        "%2Fetc%2Fpasswd",
+        "data.jsonl%00.txt",
+        "file:%2F%2F%2Fetc%2Fpasswd",
+        "other.jsonl",
+    ],  # fmt: skip
+)
+def test_only_server_chosen_file_names_can_be_downloaded(client: TestClient, exported, name: str) -> None:  # type: ignore[no-untyped-def]
+    _, _, _, headers, snapshot = exported
+    response = client.get(f"/api/v1/snapshots/{snapshot['id']}/files/{name}", headers=headers)
+    assert response.status_code == 404
+
+
+def test_a_symlink_planted_in_the_store_is_not_followed(client: TestClient, exported, settings) -> None:  # type: ignore[no-untyped-def]
+    _, _, _, headers, snapshot = exported
+    folder = Path(settings.artifacts_dir) / "snapshots" / snapshot["content_sha256"]
+    target = folder / "votes.jsonl"
+    target.unlink()
+    target.symlink_to("/etc/passwd")
+    response = client.get(f"/api/v1/snapshots/{snapshot['id']}/files/votes.jsonl", headers=headers)
+    assert response.status_code == 404
+
+
+def test_other_projects_snapshots_are_not_found_for_reviewers(
+    client: TestClient, db_session, exported
+) -> None:  # type: ignore[no-untyped-def]
+    _, _, _, _, snapshot = exported
+    outsider = make_user(db_session, role=UserRole.reviewer)
+    headers = token_headers(db_session, outsider)
+    assert client.get(f"/api/v1/snapshots/{snapshot['id']}", headers=headers).status_code == 404
+    assert (
+        client.get(f"/api/v1/snapshots/{snapshot['id']}/files/data.jsonl", headers=headers).status_code == 404
+    )
