@@ -34,7 +34,12 @@ def build_optimizer(
         from deepspeed.ops.adam import DeepSpeedCPUAdam  # spec §12.1: CPU Adam with optimizer offload
 
         return DeepSpeedCPUAdam(groups, lr=config.learning_rate, betas=config.adam_betas, adamw_mode=True)
-    return torch.optim.AdamW(groups, lr=config.learning_rate, betas=config.adam_betas)
+    # The fused kernel does the whole update in one pass (the default of HF Trainer on torch >= 2.8);
+    # on CPU it is ~10x faster than the per-tensor loop for small models.
+    fused = all(
+        p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"]
+    )
+    return torch.optim.AdamW(groups, lr=config.learning_rate, betas=config.adam_betas, fused=fused or None)
 
 
 def lr_factor(step: int, *, total_steps: int, warmup_steps: int, kind: str) -> float:

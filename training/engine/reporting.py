@@ -87,8 +87,15 @@ class ProgressBar:
 
 
 def plot_score_histogram(path: Path, groups: Mapping[str, list[float]], title: str, xlabel: str) -> None:
-    """A 100-bin histogram of end scores, one overlaid series per group (spec §3.4)."""
-    import matplotlib
+    """A 100-bin histogram of end scores, one overlaid series per group (spec §3.4).
+
+    Skipped with a log line when matplotlib is not installed (e.g. a bare GPU image).
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        logger.warning("matplotlib is not installed: no %s", path.name)
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

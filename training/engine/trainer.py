@@ -81,28 +81,26 @@ class Trainer:
         model = self.task.build_model()
         if self.config.gradient_checkpointing:
             model.gradient_checkpointing_enable()
-        lengths = self.task.train_dataset.lengths
-        batches = len(
-            plan_epoch(
-                lengths,
-                self.config.per_device_train_batch_size,
-                seed=0,
-                epoch=0,
-                group_by_length=False,
-                world_size=world_size(),
-            )
-        )
-        self.steps_per_epoch = batches // self.config.gradient_accumulation_steps
-        if self.steps_per_epoch == 0:
-            raise ConfigError(
-                "the training data is smaller than one optimizer step "
-                "(per_device_train_batch_size x gradient_accumulation_steps x ranks)"
-            )
+        self.steps_per_epoch = self._steps_per_epoch(len(self.task.train_dataset.lengths))
         self.total_steps = self.steps_per_epoch * self.config.epochs
         if self.config.max_steps > 0:
             self.total_steps = min(self.total_steps, self.config.max_steps)
         self.backend = self._make_backend(model)
         self.tensorboard = TensorBoardLogger(self.output_dir / "tensorboard", enabled=is_main_process())
+
+    def _steps_per_epoch(self, n_rows: int) -> int:
+        """Optimizer steps per epoch: this rank's batches // accumulation (a partial group is dropped)."""
+        cfg = self.config
+        batches = -(-n_rows // cfg.per_device_train_batch_size)
+        if world_size() > 1:
+            batches //= world_size()
+        steps = batches // cfg.gradient_accumulation_steps
+        if steps == 0:
+            raise ConfigError(
+                "the training data is smaller than one optimizer step "
+                "(per_device_train_batch_size x gradient_accumulation_steps x ranks)"
+            )
+        return steps
 
     def _make_backend(self, model: torch.nn.Module) -> Any:
         from training.engine.backends import DeepSpeedBackend, TorchBackend
@@ -243,6 +241,11 @@ class Trainer:
             logger.warning("%s=%s: exiting hard for a resume test", CRASH_ENV, crash_after)
             os._exit(75)
 
+    def _progress(self, run_started: float) -> None:
+        done = max(1, self.pos.step)
+        eta = (time.perf_counter() - run_started) / done * (self.total_steps - self.pos.step)
+        self.events.progress(self.pos.step, self.total_steps, self.history["train/epoch"], eta)
+
     def train(self) -> None:
         accum, cfg = self.config.gradient_accumulation_steps, self.config
         bar = ProgressBar(self.total_steps, self.pos.step, self.task.stage, enabled=is_main_process())
@@ -262,16 +265,14 @@ class Trainer:
             self.pos.step += 1
             epoch_end = self.pos.micro == self.steps_per_epoch * accum
             last = self.pos.step >= self.total_steps
-            if self.pos.step % max(1, cfg.logging_steps) == 0 or last:
+            logged = self.pos.step % max(1, cfg.logging_steps) == 0 or last
+            if logged:
                 bar.update(self.pos.step, self._log(window, tokens, started))
-                window, tokens, started = [], 0, time.perf_counter()
-                eta = (
-                    (time.perf_counter() - run_started)
-                    / max(1, self.pos.step)
-                    * (self.total_steps - self.pos.step)
-                )
-                self.events.progress(self.pos.step, self.total_steps, self.history["train/epoch"], eta)
+                window, tokens = [], 0
+                self._progress(run_started)
             self._after_step(epoch_end, last)
+            if logged:  # throughput windows leave out evaluation and checkpoint time
+                started = time.perf_counter()
         bar.close()
 
     def finish(self) -> dict[str, float]:

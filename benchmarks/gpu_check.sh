@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# GPU check of the training core, one prepared script of at most ~5 minutes for a 1-GPU machine.
+#
+#   OUT=/some/dir bash benchmarks/gpu_check.sh
+#
+# 1. environment report and self-checks (CUDA visible, packages importable, repo importable);
+# 2. bf16 matmul ceiling (8192^3 torch.mm);
+# 3. a bf16 ZeRO-2 reward-model run (DeepSpeed; plain PyTorch bf16 if DeepSpeed is missing) on a
+#    random Qwen2.5-0.5B-shaped model built from a config (no hub), long toy-world pairs;
+# 4. its MFU against 989e12 (H100 dense bf16) and against the measured matmul ceiling;
+# 5. kill-and-resume: the same run killed hard after step 30 (checkpoint at 20), resumed, and its
+#    losses compared with the uninterrupted run.
+# Everything lands in $OUT (gpu_check.json is the summary); the exit status is 0 only if all pass.
+set -uo pipefail
+
+OUT="${OUT:-$(pwd)/gpu_check_out}"
+mkdir -p "$OUT"
+export OUT
+SMOKE="${GPU_CHECK_SMOKE:-0}"  # 1: rehearse on a CPU (tiny model, fp32, no DeepSpeed requirement)
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+PY="${PYTHON:-python3}"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+WORK="${WORK:-/tmp/gpu_check_work}"
+export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$WORK/torch_extensions}"
+rm -rf "$WORK"; mkdir -p "$WORK"
+START=$(date +%s)
+declare -A STATUS
+
+log() { echo "[gpu_check +$(( $(date +%s) - START ))s] $*" | tee -a "$OUT/gpu_check.log"; }
+step() {  # step NAME TIMEOUT_S CMD...: run, record pass/fail, keep going
+  local name=$1 limit=$2; shift 2
+  log "start $name"
+  if timeout --signal=KILL "$limit" "$@" >"$OUT/$name.stdout" 2>"$OUT/$name.stderr"; then
+    STATUS[$name]=pass; log "pass  $name"
+  else
+    STATUS[$name]="fail (exit $?)"; log "FAIL  $name: $(tail -n 3 "$OUT/$name.stderr" | tr '\n' ' ')"
+  fi
+}
+
+# 1. environment and self-checks --------------------------------------------------------------
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true; } >"$OUT/nvidia_smi.txt" 2>&1
+step env 120 "$PY" - <<'PYEOF'
+import json, os, sys
+import torch, transformers
+info = {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
+        "cuda": torch.cuda.is_available(), "device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported()}
+try:
+    import deepspeed
+    info["deepspeed"] = deepspeed.__version__
+except Exception as exc:  # reported, the run falls back to plain PyTorch
+    info["deepspeed"] = None
+    info["deepspeed_error"] = repr(exc)[:300]
+import training.algorithms.reward_model  # noqa: F401  (the repo's training core imports here)
+json.dump(info, open(os.path.join(os.environ["OUT"], "env.json"), "w"), indent=2)
+print(json.dumps(info))
+assert os.environ.get("GPU_CHECK_SMOKE") == "1" or (info["cuda"] and info["bf16"]), "needs a CUDA GPU with bf16"
+PYEOF
+if [[ "${STATUS[env]}" != pass ]]; then log "environment check failed; see $OUT/env.stderr"; exit 1; fi
+ZERO_ARGS=(--zero_stage 2)
+if ! "$PY" -c "import deepspeed" 2>/dev/null; then
+  log "DeepSpeed is not importable: the reward-model runs use plain PyTorch bf16 (ZeRO-2 not covered)"
+  ZERO_ARGS=()
+fi
+
+# 2. matmul ceiling, 3. data + model ----------------------------------------------------------
+step matmul 120 "$PY" benchmarks/_gpu_check.py matmul "$OUT"
+step prepare 240 "$PY" benchmarks/_gpu_check.py prepare "$WORK"
+if [[ "${STATUS[prepare]}" != pass ]]; then log "could not build the model/data"; exit 1; fi
+
+MAXLEN=512
+PRECISION=bf16
+if [[ "$SMOKE" == 1 ]]; then PRECISION=fp32; fi
+RUN_ARGS=(--model_name_or_path "$WORK/qwen05b" --train_data "$WORK/pairs_long.jsonl"
+  --eval_data "$WORK/pairs_long_test.jsonl" --epochs 1 --max_steps 40 --per_device_train_batch_size 16
+  --per_device_eval_batch_size 32 --learning_rate 1e-5 --lr_warmup_ratio 0.05 --max_length "$MAXLEN"
+  --logging_steps 5 --save_steps 20 --save_total_limit 1 --precision "$PRECISION" --seed 0 "${ZERO_ARGS[@]}")
+
+# 3-4. the uninterrupted run (also the MFU measurement) ----------------------------------------
+step reward_run 420 "$PY" -m training reward "${RUN_ARGS[@]}" --output_dir "$WORK/run"
+
+# 5. kill after step 30, resume from the step-20 checkpoint ------------------------------------
+log "start killed run (hard exit after step 30 is expected)"
+TRAINING_TEST_CRASH_AFTER_STEP=30 timeout --signal=KILL 420 "$PY" -m training reward "${RUN_ARGS[@]}" \
+  --output_dir "$WORK/killed" >"$OUT/killed.stdout" 2>"$OUT/killed.stderr"
+KILLED_RC=$?
+if [[ $KILLED_RC == 75 ]]; then STATUS[killed]=pass; else STATUS[killed]="fail (exit $KILLED_RC, wanted 75)"; fi
+log "killed run exit $KILLED_RC"
+step resumed 420 "$PY" -m training reward "${RUN_ARGS[@]}" --output_dir "$WORK/killed"
+step analyse 240 "$PY" benchmarks/_gpu_check.py analyse "$OUT" "$WORK/run" "$WORK/killed" "$WORK/qwen05b" \
+  "$WORK/pairs_long.jsonl" "$MAXLEN"
+
+# summary ---------------------------------------------------------------------------------------
+cp "$WORK/run/events.jsonl" "$OUT/run_events.jsonl" 2>/dev/null || true
+cp "$WORK/killed/events.jsonl" "$OUT/resumed_events.jsonl" 2>/dev/null || true
+cp "$WORK/run/summary.json" "$OUT/run_summary.json" 2>/dev/null || true
+STATUS_JSON="{"; SEP=""
+for k in "${!STATUS[@]}"; do STATUS_JSON+="$SEP\"$k\": \"${STATUS[$k]}\""; SEP=", "; done; STATUS_JSON+="}"
+"$PY" - "$OUT" "$STATUS_JSON" "$(( $(date +%s) - START ))" <<'PYEOF'
+import json, os, sys
+out, status, elapsed = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+def load(name):
+    path = os.path.join(out, name)
+    return json.load(open(path)) if os.path.exists(path) else None
+summary = {"status": status, "all_pass": all(v == "pass" for v in status.values()), "elapsed_s": elapsed,
+           "env": load("env.json"), "matmul": load("matmul.json"), "analysis": load("analysis.json")}
+json.dump(summary, open(os.path.join(out, "gpu_check.json"), "w"), indent=2)
+a = summary["analysis"] or {}
+print(json.dumps({"all_pass": summary["all_pass"], "status": status, "elapsed_s": elapsed,
+                  "tokens_per_s": a.get("tokens_per_s"), "mfu_vs_989e12": a.get("mfu_vs_989e12"),
+                  "mfu_vs_measured_peak": a.get("mfu_vs_measured_peak"), "resume": a.get("resume")}, indent=2))
+sys.exit(0 if summary["all_pass"] else 1)
+PYEOF

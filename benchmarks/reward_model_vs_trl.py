@@ -1,0 +1,212 @@
+"""Reward-model training: ours vs TRL 1.12 RewardTrainer on CPU, side by side (TRAINING_ANCHORS.md §6.2).
+
+Same random tiny-model weights, the same pre-tokenized toy-world pairs, batch size, learning rate
+(constant, AdamW betas 0.9/0.95, clipping 1.0, fp32) and number of steps. Every run is a fresh
+subprocess, and the runs alternate (ours, TRL same order, TRL defaults; the order rotates each
+repetition); medians are reported. Variants:
+
+* ``ours``: ``python -m training reward``'s code path, length-grouped batches (its default);
+* ``trl-same-order``: TRL fed exactly our batch order through a sequential sampler, so every
+  batch is identical: this is where the loss at step 1 (and after) must agree;
+* ``trl``: TRL as a user runs it (its shuffling sampler), with gradient checkpointing and bf16 off
+  like ours. ``reward_training_speedup_vs_trl`` is ours / this one in non-pad tokens per second.
+
+MFU = model FLOPs/s (6 x non-embedding params x tokens plus attention, §4.2) / the peak FP32
+matmul FLOP/s measured here with a large ``torch.mm``, for the tiny model and a ~10M-parameter
+one. The last line is ``reward_training_speedup_vs_trl=<ratio> reward_training_cpu_mfu=<10M MFU>``.
+
+Usage: ``python benchmarks/reward_model_vs_trl.py [--reps 3] [--steps 120] [--workdir DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _worker(args: argparse.Namespace) -> None:
+    from benchmarks import _bench_workers as w
+
+    if args.worker == "ours":
+        result = w.run_ours(args.model, args.data, args.steps, args.batch, args.lr, args.warmup)
+    elif args.worker == "trl":
+        result = w.run_trl(args.model, args.tokens, args.order, args.steps, args.batch, args.lr, args.warmup)
+    else:
+        result = w.run_matmul()
+    Path(args.out).write_text(json.dumps(result))
+
+
+def _spawn(out: Path, *worker_args: str) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(out), *worker_args]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"worker failed: {' '.join(worker_args)}\n{done.stderr[-4000:]}")
+    return json.loads(out.read_text())
+
+
+def _prepare(workdir: Path, spec_name: str, pairs: int, batch: int) -> dict:
+    from benchmarks._bench_setup import SPECS, build_models, build_world, pretokenize
+    from training.data import plan_epoch
+
+    data = build_world(workdir, pairs)
+    paths = build_models(workdir, data, SPECS[spec_name])
+    tokens = pretokenize(paths["ours"], data, workdir / f"{spec_name}_tokens.json")
+    rows = json.loads(tokens.read_text())
+    lengths = [max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in rows]
+    order = [i for b in plan_epoch(lengths, batch, seed=0, epoch=0) for i in b]  # our Trainer's epoch-0 order
+    order_file = workdir / f"{spec_name}_order.json"
+    order_file.write_text(json.dumps(order))
+    return {
+        "paths": paths,
+        "data": data,
+        "tokens": tokens,
+        "rows": rows,
+        "order": order,
+        "order_file": order_file,
+    }
+
+
+def _flops(prep: dict, result: dict, args: argparse.Namespace, steps_skipped: int) -> float:
+    """Model FLOPs of the timed steps of a run that followed ``order``."""
+    from benchmarks._bench_setup import model_flops_per_sequence
+
+    config = prep["paths"]["ours"] / "config.json"
+    cache: dict[int, float] = {}
+    total = 0.0
+    for step in range(steps_skipped, result["steps"]):
+        for i in prep["order"][step * args.batch : (step + 1) * args.batch]:
+            for ids in (prep["rows"][i]["chosen_ids"], prep["rows"][i]["rejected_ids"]):
+                n = len(ids)
+                cache.setdefault(n, model_flops_per_sequence(config, n))
+                total += cache[n]
+    return total
+
+
+def _run_model(spec_name: str, args: argparse.Namespace, steps: int, with_trl: bool) -> dict:
+    prep = _prepare(args.workdir, spec_name, args.pairs, args.batch)
+    common = [
+        "--steps",
+        str(steps),
+        "--batch",
+        str(args.batch),
+        "--lr",
+        str(args.lr),
+        "--warmup",
+        str(args.warmup),
+    ]
+    variants = {
+        "ours": ["--worker", "ours", "--model", str(prep["paths"]["ours"]), "--data", str(prep["data"])],
+    }
+    if with_trl:
+        trl = ["--worker", "trl", "--model", str(prep["paths"]["trl"]), "--tokens", str(prep["tokens"])]
+        variants["trl-same-order"] = [*trl, "--order", str(prep["order_file"])]
+        variants["trl"] = trl
+    names = list(variants)
+    results: dict[str, list[dict]] = {name: [] for name in names}
+    for rep in range(args.reps):
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:  # rotate: alternate the order
+            out = args.workdir / f"{spec_name}_{name}_{rep}.json"
+            results[name].append(_spawn(out, *variants[name], *common))
+            print(
+                f"  {spec_name} rep {rep} {name}: {results[name][-1]['tokens_per_s']:.0f} tok/s", flush=True
+            )
+    assert results["ours"][0]["order"] == prep["order"], "our Trainer's batch order differs from the plan"
+    return {"prep": prep, "results": results}
+
+
+def _median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def _report(spec_name: str, run: dict, peak: float, args: argparse.Namespace) -> dict[str, float]:
+    from benchmarks._bench_setup import non_embedding_parameters
+
+    results = run["results"]
+    n_params = non_embedding_parameters(run["prep"]["paths"]["ours"] / "config.json")
+    print(f"\n{spec_name} model: {n_params / 1e6:.2f}M non-embedding parameters, batch {args.batch} pairs")
+    header = f"{'tokens/s (median)':>18}{'min':>10}{'max':>10}{'step-1 loss':>14}{'peak RSS MB':>13}"
+    print(f"  {'variant':<16}{header}")
+    for name, runs in results.items():
+        toks = [r["tokens_per_s"] for r in runs]
+        print(
+            f"  {name:<16}{statistics.median(toks):>18.0f}{min(toks):>10.0f}{max(toks):>10.0f}"
+            f"{runs[0]['step1_loss']:>14.6f}{_median(runs, 'peak_rss_mb'):>13.0f}"
+        )
+    ours = results["ours"]
+    mfus = [_flops(run["prep"], r, args, args.warmup) / r["timed_s"] / peak for r in ours]
+    out = {"mfu": statistics.median(mfus)}
+    print(
+        f"  ours MFU (model FLOPs/s / measured matmul peak): median {out['mfu']:.3f} "
+        f"(min {min(mfus):.3f}, max {max(mfus):.3f})"
+    )
+    if "trl" in results:
+        same = results["trl-same-order"][0]
+        diffs = [abs(a - b) for a, b in zip(ours[0]["losses"], same["losses"], strict=False)]
+        print(
+            f"  loss parity with identical batches: step 1 ours {ours[0]['step1_loss']:.6f} vs TRL "
+            f"{same['step1_loss']:.6f} (|diff| {diffs[0]:.2e}); "
+            f"max |diff| over {len(diffs)} steps {max(diffs):.2e}"
+        )
+        out["step1_diff"] = diffs[0]
+        out["speedup"] = _median(ours, "tokens_per_s") / _median(results["trl"], "tokens_per_s")
+        out["speedup_same_order"] = _median(ours, "tokens_per_s") / _median(
+            results["trl-same-order"], "tokens_per_s"
+        )
+        print(
+            f"  speedup ours / TRL (defaults): {out['speedup']:.2f}x; ours / TRL (same batches): "
+            f"{out['speedup_same_order']:.2f}x"
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per variant (>= 3)")
+    parser.add_argument("--steps", type=int, default=120, help="optimizer steps per tiny-model run")
+    parser.add_argument("--steps-10m", type=int, default=40, help="optimizer steps per 10M-model run")
+    parser.add_argument("--warmup", type=int, default=10, help="steps excluded from timing")
+    parser.add_argument("--batch", type=int, default=16, help="pairs per step")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--pairs", type=int, default=2048, help="toy-world training pairs")
+    parser.add_argument("--trl-10m", action="store_true", help="also run TRL on the 10M model")
+    parser.add_argument("--workdir", type=Path, default=REPO / ".dev" / "bench_reward_model")
+    for hidden in ("--worker", "--model", "--data", "--tokens", "--order", "--out"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        _worker(args)
+        return
+    if args.reps < 3:
+        parser.error("--reps must be at least 3")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    peaks = [_spawn(args.workdir / "matmul_0.json", "--worker", "matmul")["peak_flops"]]
+    tiny = _run_model("tiny", args, args.steps, with_trl=True)
+    big = _run_model("10m", args, args.steps_10m, with_trl=args.trl_10m)
+    peaks.append(_spawn(args.workdir / "matmul_1.json", "--worker", "matmul")["peak_flops"])
+    peak = max(peaks)
+    print(
+        f"\nmeasured FP32 torch.mm peak: {peak / 1e9:.1f} GFLOP/s "
+        f"(runs: {', '.join(f'{p / 1e9:.1f}' for p in peaks)}); {os.cpu_count()} cores"
+    )
+    tiny_report = _report("tiny", tiny, peak, args)
+    big_report = _report("10m", big, peak, args)
+    print(
+        f"reward_training_speedup_vs_trl={tiny_report['speedup']:.2f} "
+        f"reward_training_cpu_mfu={big_report['mfu']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
