@@ -134,7 +134,7 @@ class Client:
                 response = self.http.post(
                     f"{API}/assignments/{assignment_id}/submit",
                     json=answer.to_json(),
-                    headers={"Idempotency-Key": key},
+                    headers={**self.headers, "Idempotency-Key": key},
                 )
             except httpx.TransportError:
                 if attempt == retries:

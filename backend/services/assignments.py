@@ -165,7 +165,7 @@ def claim_next(
 ) -> Task | None:
     """The caller's live lease in this project, or a new one; None when no work is left for them."""
     rng = rng or random.SystemRandom()
-    ctx = session.execute(CONTEXT_SQL, {"user_id": user.id, "project_id": project_id}).first()
+    ctx = session.connection().execute(CONTEXT_SQL, {"user_id": user.id, "project_id": project_id}).first()
     if ctx is None or not (ctx.member or user.role is UserRole.admin):
         session.rollback()
         raise NotFound(f"project {project_id} not found")
@@ -202,7 +202,7 @@ def _claim_from_pool(
             "shown_order": rng.choice((ShownOrder.ab.value, ShownOrder.ba.value)),
         }
         try:
-            row = session.execute(statement, params).first()
+            row = session.connection().execute(statement, params).first()
         except IntegrityError:
             # The same annotator claimed concurrently (another tab or client): theirs stands.
             session.rollback()

@@ -42,7 +42,8 @@ MAX_KEY_LENGTH = 100
 
 LOOKUP_SQL = text(
     """
-SELECT a.comparison_id, a.project_id, a.shown_order, p.harm_taxonomy,
+SELECT a.comparison_id, a.project_id, a.shown_order,
+       (SELECT array_agg(e->>'key') FROM jsonb_array_elements(p.harm_taxonomy) e) AS category_keys,
        x.id AS existing_id, x.request_hash AS existing_hash, x.assignment_id AS existing_assignment
 FROM assignment a
 JOIN project p ON p.id = a.project_id
@@ -117,7 +118,7 @@ def submit_annotation(
         raise InvalidInput(f"the Idempotency-Key must have 1-{MAX_KEY_LENGTH} characters", code="bad_key")
     digest = request_hash(assignment_id, answer)
     params = {"assignment_id": assignment_id, "user_id": user.id, "key": idempotency_key}
-    found = session.execute(LOOKUP_SQL, params).first()
+    found = session.connection().execute(LOOKUP_SQL, params).first()
     if found is None:
         session.rollback()
         raise NotFound(f"assignment {assignment_id} not found")
@@ -126,7 +127,7 @@ def submit_annotation(
         return _replay(
             session, user=user, annotation_id=found.existing_id, stored=found.existing_hash, digest=digest
         )
-    allowed = frozenset(str(c["key"]) for c in found.harm_taxonomy)
+    allowed = frozenset(found.category_keys or ())
     errors = answer_errors(answer, allowed)
     if errors:
         session.rollback()
@@ -139,12 +140,16 @@ def submit_annotation(
     order = ShownOrder(found.shown_order)
     canonical = to_canonical(answer, order)
     try:
-        row = session.execute(
-            WRITE_SQL,
-            _write_params(
-                found, user, assignment_id, answer, canonical, order, idempotency_key, digest, was_active
-            ),
-        ).one()
+        row = (
+            session.connection()
+            .execute(
+                WRITE_SQL,
+                _write_params(
+                    found, user, assignment_id, answer, canonical, order, idempotency_key, digest, was_active
+                ),
+            )
+            .one()
+        )
     except IntegrityError:
         # The key was used concurrently for another assignment: report it like a sequential reuse.
         session.rollback()
@@ -173,15 +178,19 @@ def _check_lease(
 ) -> int | SubmittedAnnotation:
     """Lock the comparison, then read the assignment fresh; 1 if it held a live lease, 0 if its
     lease was reclaimed but there is still room. Raises (after releasing the lease) otherwise."""
-    comp = session.execute(
-        text(
-            "SELECT status, submitted_count, active_count, overlap_target FROM comparison "
-            "WHERE id = :c FOR UPDATE"
-        ),
-        {"c": found.comparison_id},
-    ).one()
+    comp = (
+        session.connection()
+        .execute(
+            text(
+                "SELECT status, submitted_count, active_count, overlap_target FROM comparison "
+                "WHERE id = :c FOR UPDATE"
+            ),
+            {"c": found.comparison_id},
+        )
+        .one()
+    )
     state = AssignmentState(
-        session.scalar(text("SELECT state FROM assignment WHERE id = :a"), {"a": assignment_id})
+        session.connection().scalar(text("SELECT state FROM assignment WHERE id = :a"), {"a": assignment_id})
     )
     if state is AssignmentState.submitted:
         return _already_submitted(session, user=user, assignment_id=assignment_id, digest=digest, key=key)

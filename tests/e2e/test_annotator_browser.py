@@ -133,6 +133,9 @@ def test_admin_and_reviewer_pages_render_for_the_screenshots(
     login_with_keyboard(page, server, world.admin_email, world.password)
     page.wait_for_url("**/admin")
     page.goto(f"{server.url}/admin/projects/{world.project_id}")
+    page.get_by_role("button", name="Export snapshot").click()
+    page.wait_for_selector("text=Snapshot exported.")
+    assert page.locator("a[href$='/files/data.parquet']").count() == 1
     page.screenshot(path=str(screenshots / "admin-project.png"), full_page=True)
     page.goto(f"{server.url}/admin/projects/{world.project_id}/quality")
     assert "Krippendorff" in page.content()

@@ -30,11 +30,12 @@ Annotator = Annotated[Principal, Depends(require(*ALL_ROLES, scope=TokenScope.an
     responses={204: {"description": "no comparison is left for you in this project"}},
     summary="Claim the next comparison (or resume the one you hold) under a lease",
 )
-def claim(project_id: int, db: DbDep, principal: Annotator) -> Response | TaskRead:
+def claim(project_id: int, db: DbDep, principal: Annotator) -> Response:
     task = claim_next(session=db, user=principal.user, project_id=project_id)
     if task is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return task_read(task)
+    # Serialised here once; response_model above still documents the shape.
+    return JSONResponse(task_read(task).model_dump(mode="json"))
 
 
 @router.get("/assignments/{assignment_id}", response_model=TaskRead, summary="One of your assignments")
