@@ -91,7 +91,7 @@ SHORT_NAMES = {
     "violence": "Violence",
     "financial_crime": "Financial crime",
     "privacy_violation": "Privacy",
-    "drugs_weapons": "Drugs, weapons",
+    "drugs_weapons": "Drugs, arms",
     "unethical_behavior": "Unethical",
     "sexual_content": "Sexual content",
     "controversial_topics": "Controversial",

@@ -301,6 +301,9 @@
   document.addEventListener("keydown", onKey);
 
   ["left", "right"].forEach(syncSide);
+  // On short laptop screens the pair needs the room; every control still shows its key, and
+  // "?" brings the full legend back.
+  if (window.innerHeight < 720) toggle(legend);
   if (ws.dataset.hasTask === "true") form.focus({ preventScroll: true });
   else loadNext();
 })();
