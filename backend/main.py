@@ -61,8 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, default_limit=DEFAULT_MAX_BODY, upload_limit=upload_limit)
     install_security_headers(app, settings)
     app.mount("/static", StaticFiles(directory=str(settings.frontend_dir / "static")), name="static")
-    app.include_router(health.router)
     app.include_router(api_router)
+    app.include_router(health.router)
     app.include_router(auth_pages.router)
     app.include_router(admin_pages.router)
     for pages in (annotate_pages, review_pages, admin_project_pages, admin_quality_pages, admin_user_pages):

@@ -9,10 +9,12 @@ from backend.api.routes import accounts, data, me, projects, quality, queue, rev
 API_PREFIX = "/api/v1"
 
 api_router = APIRouter(prefix=API_PREFIX)
+# The annotator's claim and submit are by far the most frequent requests: routes are matched in
+# order, so they come first.
+api_router.include_router(queue.router)
 api_router.include_router(me.router)
 api_router.include_router(accounts.router)
 api_router.include_router(projects.router)
-api_router.include_router(queue.router)
 api_router.include_router(review.router)
 api_router.include_router(quality.router)
 api_router.include_router(data.router)
