@@ -144,6 +144,40 @@ def bootstrap_admin(database_url: str) -> str:
     return token.secret
 
 
+class CpuMeter:
+    """CPU seconds spent by the app, Postgres, this client and everything else on the machine
+    during the load: the benchmark shares its cores, and the numbers mean little without this."""
+
+    def __init__(self, app_pid: int | None) -> None:
+        import psutil
+
+        self.psutil = psutil
+        self.app = psutil.Process(app_pid) if app_pid else None
+
+    def _snapshot(self) -> dict[str, float]:
+        ps = self.psutil
+        app_procs = [self.app, *self.app.children(recursive=True)] if self.app else []
+        app = sum(p.cpu_times().user + p.cpu_times().system for p in app_procs)
+        pg = 0.0
+        for proc in ps.process_iter(["name", "cpu_times"]):
+            if proc.info["name"] == "postgres" and proc.info["cpu_times"]:
+                pg += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+        me = ps.Process().cpu_times()
+        total = ps.cpu_times()
+        busy = total.user + total.system + getattr(total, "nice", 0.0)
+        return {"app": app, "postgres": pg, "client": me.user + me.system, "machine": busy}
+
+    def __enter__(self) -> CpuMeter:
+        self.start = self._snapshot()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._snapshot()
+        self.used = {k: end[k] - self.start[k] for k in end}
+        known = self.used["app"] + self.used["postgres"] + self.used["client"]
+        self.used["other"] = max(self.used["machine"] - known, 0.0)
+
+
 @contextlib.contextmanager
 def app_server(database_url: str, workers: int, annotators: int = 32) -> Iterator[str]:
     import socket
@@ -177,6 +211,7 @@ def app_server(database_url: str, workers: int, annotators: int = 32) -> Iterato
         "--no-access-log",
     ]
     proc = subprocess.Popen(args, cwd=REPO, env=env, start_new_session=True)
+    os.environ["ANNOTATION_LOAD_APP_PID"] = str(proc.pid)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -262,8 +297,19 @@ def benchmark(url: str, admin_token: str, args: argparse.Namespace) -> None:
     log("creating the project, annotators and pairs through the API ...")
     project_id, tokens = setup_project(url, admin_token, args)
     log(f"running {args.annotators} annotators for {args.duration:g}s ...")
-    ledger, elapsed = asyncio.run(run_load(url, tokens, project_id, args.duration, args.think_ms / 1000))
+    app_pid = int(os.environ.get("ANNOTATION_LOAD_APP_PID", "0")) or None
+    with CpuMeter(app_pid) as meter:
+        ledger, elapsed = asyncio.run(run_load(url, tokens, project_id, args.duration, args.think_ms / 1000))
     checks = verify(url, admin_token, project_id, ledger)
+    cores = os.cpu_count() or 1
+    used = meter.used
+    per = 1000 / max(len(ledger.acked), 1)
+    print(
+        f"cpu over {elapsed:.1f}s on {cores} cores: app {used['app']:.1f}s, "
+        f"postgres {used['postgres']:.1f}s, client {used['client']:.1f}s, "
+        f"other processes {used['other']:.1f}s; per submit (with its claim): "
+        f"app {used['app'] * per:.2f}ms, postgres {used['postgres'] * per:.2f}ms"
+    )
     report(args, ledger, elapsed, checks)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 
 import pytest
@@ -281,3 +282,34 @@ def test_gold_items_are_served_at_the_project_rate(db_session, world) -> None:  
         )
     assert 4 <= sum(served) <= 18
     assert db_session.scalar(select(Assignment.id).where(Assignment.annotator_id == a1.id).limit(1))
+
+
+def test_an_expired_lease_nobody_needed_is_renewed_when_its_holder_claims_again(db_session, world) -> None:  # type: ignore[no-untyped-def]
+    _, (a1, *_), project = world
+    make_comparisons(db_session, project, 2, overlap=1)
+    mine = claim_next(session=db_session, user=a1, project_id=project.id)
+    expire_lease(db_session, mine.assignment_id)
+    again = claim_next(session=db_session, user=a1, project_id=project.id)
+    assert again is not None and again.assignment_id == mine.assignment_id
+    # Renewed for a full lease again (the expired one ended a second before the database's now).
+    assert again.expires_at > dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
+
+
+def test_a_held_lease_on_a_pair_that_filled_up_is_released_on_the_next_claim(db_session, world) -> None:  # type: ignore[no-untyped-def]
+    _, (a1, a2, *_), project = world
+    (comp, other) = make_comparisons(db_session, project, 2, overlap=2)
+    t1 = claim_next(session=db_session, user=a1, project_id=project.id)
+    claim_next(session=db_session, user=a2, project_id=project.id)
+    submit_annotation(
+        session=db_session, user=a2, assignment_id=t1.assignment_id + 1, answer=answer(), idempotency_key="x"
+    )
+    comp.overlap_target = 1  # a2's vote filled it; a1's lease can no longer be submitted
+    db_session.commit()
+    nxt = claim_next(session=db_session, user=a1, project_id=project.id)
+    assert nxt is not None and nxt.comparison_id == other.id
+    assert (
+        get_assignment(session=db_session, user=a1, assignment_id=t1.assignment_id).state
+        is AssignmentState.expired
+    )
+    db_session.refresh(comp)
+    assert comp.active_count == 0
