@@ -88,7 +88,7 @@ def prepare(out: Path) -> None:
     from training.toyworld import WorldConfig, generate_world
 
     world = out / "world"
-    generate_world(world, WorldConfig(pairs=3000, test_pairs=256, sft=2000, seed=0))
+    generate_world(world, WorldConfig(pairs=1200, test_pairs=128, sft=2000, seed=0))
     _long_pairs(world / "pairs_train.jsonl", out / "pairs_long.jsonl", target_clauses=24)
     _long_pairs(world / "pairs_test.jsonl", out / "pairs_long_test.jsonl", target_clauses=24, seed=1)
     tokenizer = train_tokenizer(iter_corpus(world / "sft.jsonl"), 1024, 4096)

@@ -27,10 +27,15 @@ rm -rf "$WORK"; mkdir -p "$WORK"
 START=$(date +%s)
 declare -A STATUS
 
+BUDGET_S="${GPU_CHECK_BUDGET_S:-295}"  # the whole script stays within ~5 minutes
+remaining() { echo $(( BUDGET_S - ( $(date +%s) - START ) )); }
 log() { echo "[gpu_check +$(( $(date +%s) - START ))s] $*" | tee -a "$OUT/gpu_check.log"; }
-step() {  # step NAME TIMEOUT_S CMD...: run, record pass/fail, keep going
+step() {  # step NAME TIMEOUT_S CMD...: run within the time left, record pass/fail, keep going
   local name=$1 limit=$2; shift 2
-  log "start $name"
+  local left; left=$(remaining)
+  if (( left < 15 )); then STATUS[$name]="skipped (time budget)"; log "skip  $name: time budget spent"; return; fi
+  (( limit > left )) && limit=$left
+  log "start $name (limit ${limit}s)"
   if timeout --signal=KILL "$limit" "$@" >"$OUT/$name.stdout" 2>"$OUT/$name.stderr"; then
     STATUS[$name]=pass; log "pass  $name"
   else
@@ -75,19 +80,20 @@ if [[ "$SMOKE" == 1 ]]; then PRECISION=fp32; fi
 RUN_ARGS=(--model_name_or_path "$WORK/qwen05b" --train_data "$WORK/pairs_long.jsonl"
   --eval_data "$WORK/pairs_long_test.jsonl" --epochs 1 --max_steps 40 --per_device_train_batch_size 16
   --per_device_eval_batch_size 32 --learning_rate 1e-5 --lr_warmup_ratio 0.05 --max_length "$MAXLEN"
-  --logging_steps 5 --save_steps 20 --save_total_limit 1 --precision "$PRECISION" --seed 0 "${ZERO_ARGS[@]}")
+  --logging_steps 5 --save_total_limit 1 --precision "$PRECISION" --seed 0 "${ZERO_ARGS[@]}")
+NO_SAVE=(--save_steps 100000)  # only the killed run writes a (6 GB) checkpoint, at step 20
 
 # 3-4. the uninterrupted run (also the MFU measurement) ----------------------------------------
-step reward_run 420 "$PY" -m training reward "${RUN_ARGS[@]}" --output_dir "$WORK/run"
+step reward_run 420 "$PY" -m training reward "${RUN_ARGS[@]}" "${NO_SAVE[@]}" --output_dir "$WORK/run"
 
 # 5. kill after step 30, resume from the step-20 checkpoint ------------------------------------
 log "start killed run (hard exit after step 30 is expected)"
-TRAINING_TEST_CRASH_AFTER_STEP=30 timeout --signal=KILL 420 "$PY" -m training reward "${RUN_ARGS[@]}" \
-  --output_dir "$WORK/killed" >"$OUT/killed.stdout" 2>"$OUT/killed.stderr"
+TRAINING_TEST_CRASH_AFTER_STEP=30 timeout --signal=KILL "$(( $(remaining) > 15 ? $(remaining) : 15 ))" "$PY" -m training reward "${RUN_ARGS[@]}" \
+  --save_steps 20 --output_dir "$WORK/killed" >"$OUT/killed.stdout" 2>"$OUT/killed.stderr"
 KILLED_RC=$?
 if [[ $KILLED_RC == 75 ]]; then STATUS[killed]=pass; else STATUS[killed]="fail (exit $KILLED_RC, wanted 75)"; fi
 log "killed run exit $KILLED_RC"
-step resumed 420 "$PY" -m training reward "${RUN_ARGS[@]}" --output_dir "$WORK/killed"
+step resumed 420 "$PY" -m training reward "${RUN_ARGS[@]}" "${NO_SAVE[@]}" --output_dir "$WORK/killed"
 step analyse 240 "$PY" benchmarks/_gpu_check.py analyse "$OUT" "$WORK/run" "$WORK/killed" "$WORK/qwen05b" \
   "$WORK/pairs_long.jsonl" "$MAXLEN"
 

@@ -233,7 +233,9 @@ class Trainer:
                 self.tensorboard.log(self.pos.step, metrics)
                 self.history.update(metrics)
                 self.evaluated_at = self.pos.step
-        if (self._due(cfg.save_steps, epoch_end) or last) and self.pos.step != self.saved_at:
+        # The final model is exported by finish(); a full checkpoint (optimizer included) at the
+        # last step is written only when the save schedule asks for one.
+        if self._due(cfg.save_steps, epoch_end) and self.pos.step != self.saved_at:
             self.save()
             self.saved_at = self.pos.step
         crash_after = os.environ.get(CRASH_ENV)

@@ -37,18 +37,21 @@ class Normalizer(nn.Module):
         if n == 0:
             return
         batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0, unbiased=False)
+        # Work in float64 on copies: under DeepSpeed bf16 the buffers themselves may be bf16.
+        mean, var, count = self.mean.double(), self.var.double(), self.count.double()
         if self.kind == "RunningMeanStd":
             # Parallel (Chan et al.) merge of two sets of moments.
-            total = self.count + n
-            delta = batch_mean - self.mean
-            m2 = self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total
-            self.mean.add_(delta * n / total)
-            self.var.copy_(m2 / total)
+            total = count + n
+            delta = batch_mean.double() - mean
+            var = (var * count + batch_var.double() * n + delta.pow(2) * count * n / total) / total
+            mean = mean + delta * n / total
         elif self.kind == "ExponentialMovingAverage":
             m = self.momentum
-            self.mean.mul_(m).add_((1 - m) * batch_mean)
-            self.var.mul_(m).add_((1 - m) * batch_var)
-        self.count.add_(n)
+            mean = m * mean + (1 - m) * batch_mean.double()
+            var = m * var + (1 - m) * batch_var.double()
+        self.mean.copy_(mean)
+        self.var.copy_(var)
+        self.count.copy_(count + n)
 
     def normalize(self, x: torch.Tensor, score_type: ScoreType) -> torch.Tensor:
         std = self.var.sqrt()
