@@ -14,10 +14,10 @@ from backend.api.schemas.review import (
 )
 from backend.db.models import Adjudication, Comparison
 from backend.domain.labels import ResponseLabel
+from backend.services.annotation_views import SubmittedAnnotation
 from backend.services.assignments import Task
 from backend.services.quality.aggregation import Aggregate, AxisResult, SideResult
 from backend.services.quality.review import VoteView
-from backend.services.submissions import SubmittedAnnotation
 
 
 def task_read(task: Task) -> TaskRead:

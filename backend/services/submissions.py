@@ -13,10 +13,9 @@ Lowering a comparison's overlap below its submitted count makes further submits 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import text
@@ -24,18 +23,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.db.models import User
-from backend.domain.enums import AssignmentState, Choice, ShownOrder
+from backend.domain.enums import AssignmentState, ShownOrder
 from backend.domain.errors import Conflict, InvalidInput, NotFound
 from backend.domain.labels import (
     CanonicalAnswer,
-    LabelWarning,
-    ResponseLabel,
     ShownAnswer,
     answer_errors,
-    choice_to_position,
     consistency_warnings,
     to_canonical,
 )
+from backend.services.annotation_views import SubmittedAnnotation, get_own_annotation
 from backend.services.assignments import release_lease
 
 MAX_KEY_LENGTH = 100
@@ -77,38 +74,22 @@ SELECT id, created_at FROM ins
 """
 )
 
-ANNOTATION_SQL = text(
-    """
-SELECT x.id, x.comparison_id, x.assignment_id, a.project_id, x.a_is_safe, x.a_harm_categories,
-       x.a_severity, x.b_is_safe, x.b_harm_categories, x.b_severity, x.helpfulness, x.harmlessness,
-       x.confidence, x.rationale, x.time_spent_ms, x.shown_order, x.idempotency_key, x.request_hash,
-       x.created_at
-FROM annotation x JOIN assignment a ON a.id = x.assignment_id
-WHERE x.id = :annotation_id AND x.annotator_id = :user_id
-"""
-)
-
-
-@dataclass(frozen=True)
-class SubmittedAnnotation:
-    """What the annotator gets back, in the terms they saw (left/right)."""
-
-    id: int
-    assignment_id: int
-    comparison_id: int
-    project_id: int
-    answer: ShownAnswer
-    canonical: CanonicalAnswer
-    shown_order: ShownOrder
-    warnings: list[LabelWarning]
-    created_at: dt.datetime
-    replayed: bool = False
-
 
 def request_hash(assignment_id: int, answer: ShownAnswer) -> str:
     body = {"assignment_id": assignment_id, **asdict(answer)}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _lookup(session: Session, user: User, assignment_id: int, key: str) -> Any:
+    """The assignment (the caller's own, else 'not found') and any annotation already stored
+    under this Idempotency-Key, in one round trip."""
+    params = {"assignment_id": assignment_id, "user_id": user.id, "key": key}
+    found = session.connection().execute(LOOKUP_SQL, params).first()
+    if found is None:
+        session.rollback()
+        raise NotFound(f"assignment {assignment_id} not found")
+    return found
 
 
 def submit_annotation(
@@ -117,18 +98,13 @@ def submit_annotation(
     if not 1 <= len(idempotency_key) <= MAX_KEY_LENGTH:
         raise InvalidInput(f"the Idempotency-Key must have 1-{MAX_KEY_LENGTH} characters", code="bad_key")
     digest = request_hash(assignment_id, answer)
-    params = {"assignment_id": assignment_id, "user_id": user.id, "key": idempotency_key}
-    found = session.connection().execute(LOOKUP_SQL, params).first()
-    if found is None:
-        session.rollback()
-        raise NotFound(f"assignment {assignment_id} not found")
+    found = _lookup(session, user, assignment_id, idempotency_key)
     if found.existing_id is not None:
         session.rollback()
         return _replay(
             session, user=user, annotation_id=found.existing_id, stored=found.existing_hash, digest=digest
         )
-    allowed = frozenset(found.category_keys or ())
-    errors = answer_errors(answer, allowed)
+    errors = answer_errors(answer, frozenset(found.category_keys or ()))
     if errors:
         session.rollback()
         raise InvalidInput("; ".join(errors), code="invalid_labels")
@@ -137,24 +113,29 @@ def submit_annotation(
     )
     if isinstance(was_active, SubmittedAnnotation):
         return was_active
+    return _store(session, user, assignment_id, answer, found, idempotency_key, digest, was_active)
+
+
+def _store(
+    session: Session,
+    user: User,
+    assignment_id: int,
+    answer: ShownAnswer,
+    found: Any,
+    key: str,
+    digest: str,
+    was_active: int,
+) -> SubmittedAnnotation:
     order = ShownOrder(found.shown_order)
     canonical = to_canonical(answer, order)
+    params = _write_params(found, user, assignment_id, answer, canonical, order, key, digest, was_active)
     try:
-        row = (
-            session.connection()
-            .execute(
-                WRITE_SQL,
-                _write_params(
-                    found, user, assignment_id, answer, canonical, order, idempotency_key, digest, was_active
-                ),
-            )
-            .one()
-        )
+        row = session.connection().execute(WRITE_SQL, params).one()
     except IntegrityError:
         # The key was used concurrently for another assignment: report it like a sequential reuse.
         session.rollback()
-        again = session.execute(LOOKUP_SQL, params).first()
-        if again is not None and again.existing_id is not None:
+        again = _lookup(session, user, assignment_id, key)
+        if again.existing_id is not None:
             return _replay(
                 session, user=user, annotation_id=again.existing_id, stored=again.existing_hash, digest=digest
             )
@@ -281,64 +262,3 @@ def _write_params(
         "request_hash": digest,
         "was_active": was_active,
     }
-
-
-def canonical_from_row(row: Any) -> CanonicalAnswer:
-    return CanonicalAnswer(
-        a=ResponseLabel(bool(row.a_is_safe), tuple(row.a_harm_categories), int(row.a_severity)),
-        b=ResponseLabel(bool(row.b_is_safe), tuple(row.b_harm_categories), int(row.b_severity)),
-        helpfulness=Choice(row.helpfulness),
-        harmlessness=Choice(row.harmlessness),
-    )
-
-
-def shown_from_row(row: Any) -> ShownAnswer:
-    order = ShownOrder(row.shown_order)
-    canonical = canonical_from_row(row)
-    left, right = (canonical.a, canonical.b) if order is ShownOrder.ab else (canonical.b, canonical.a)
-    return ShownAnswer(
-        left=left,
-        right=right,
-        helpfulness=choice_to_position(canonical.helpfulness, order),
-        harmlessness=choice_to_position(canonical.harmlessness, order),
-        confidence=row.confidence,
-        rationale=row.rationale,
-        time_spent_ms=row.time_spent_ms,
-    )
-
-
-def get_own_annotation(*, session: Session, user: User, annotation_id: int) -> SubmittedAnnotation:
-    row = session.execute(ANNOTATION_SQL, {"annotation_id": annotation_id, "user_id": user.id}).first()
-    if row is None:
-        raise NotFound(f"annotation {annotation_id} not found")
-    return _from_row(row)
-
-
-def list_own_annotations(
-    *, session: Session, user: User, project_id: int | None, after_id: int, limit: int
-) -> list[SubmittedAnnotation]:
-    query = ANNOTATION_SQL.text.replace(
-        "WHERE x.id = :annotation_id AND x.annotator_id = :user_id",
-        "WHERE x.annotator_id = :user_id AND x.id > :after_id"
-        + (" AND a.project_id = :project_id" if project_id is not None else "")
-        + " ORDER BY x.id LIMIT :limit",
-    )
-    rows = session.execute(
-        text(query), {"user_id": user.id, "after_id": after_id, "limit": limit, "project_id": project_id}
-    ).all()
-    return [_from_row(row) for row in rows]
-
-
-def _from_row(row: Any) -> SubmittedAnnotation:
-    answer = shown_from_row(row)
-    return SubmittedAnnotation(
-        id=row.id,
-        assignment_id=row.assignment_id,
-        comparison_id=row.comparison_id,
-        project_id=row.project_id,
-        answer=answer,
-        canonical=canonical_from_row(row),
-        shown_order=ShownOrder(row.shown_order),
-        warnings=consistency_warnings(answer),
-        created_at=row.created_at,
-    )

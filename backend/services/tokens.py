@@ -26,17 +26,15 @@ class NewToken:
     secret: str  # the only copy; never stored
 
 
-def create_token(
-    *,
+def _check_request(
     session: Session,
-    actor: User,
+    *,
     owner: User,
     name: str,
     scopes: list[TokenScope],
     allowed: frozenset[TokenScope],
-    expires_in_days: int | None = None,
-) -> NewToken:
-    name = name.strip()
+    expires_in_days: int | None,
+) -> None:
     if not 1 <= len(name) <= 200:
         raise InvalidInput("give the token a name of 1-200 characters", code="invalid_name")
     wanted = set(scopes)
@@ -56,7 +54,24 @@ def create_token(
         raise InvalidInput(
             f"at most {MAX_TOKENS_PER_USER} live tokens per user; revoke one", code="too_many_tokens"
         )
+
+
+def create_token(
+    *,
+    session: Session,
+    actor: User,
+    owner: User,
+    name: str,
+    scopes: list[TokenScope],
+    allowed: frozenset[TokenScope],
+    expires_in_days: int | None = None,
+) -> NewToken:
+    name = name.strip()
+    _check_request(
+        session, owner=owner, name=name, scopes=scopes, allowed=allowed, expires_in_days=expires_in_days
+    )
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)  # 256 random bits
+    wanted = set(scopes)
     expires = utcnow() + dt.timedelta(days=expires_in_days) if expires_in_days else None
     record = ApiToken(
         user_id=owner.id,

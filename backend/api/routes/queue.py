@@ -17,8 +17,9 @@ from backend.api.schemas.queue import AnnotationRead, AnnotationSubmit, TaskRead
 from backend.domain.enums import TokenScope
 from backend.domain.errors import DomainError
 from backend.services.access import visible_project
+from backend.services.annotation_views import get_own_annotation, list_own_annotations
 from backend.services.assignments import claim_next, get_assignment, skip_assignment
-from backend.services.submissions import get_own_annotation, list_own_annotations, submit_annotation
+from backend.services.submissions import submit_annotation
 
 router = APIRouter(tags=["annotate"], responses=ERROR_RESPONSES)
 Annotator = Annotated[Principal, Depends(require(*ALL_ROLES, scope=TokenScope.annotate))]

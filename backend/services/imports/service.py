@@ -100,7 +100,6 @@ def _parser(options: ImportOptions, project: Project, source: str) -> Callable[[
 
 def _parsed_rows(
     upload: IO[bytes],
-    options: ImportOptions,
     parse: Callable[[dict[str, Any]], Any],
     fmt: str,
     max_bytes: int,
@@ -150,46 +149,44 @@ def file_sha256(upload: IO[bytes]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def run_import(
-    *,
-    session: Session,
-    actor: User,
-    project: Project,
-    options: ImportOptions,
-    upload: IO[bytes],
-    filename: str,
-    max_bytes: int,
-) -> ImportBatch:
-    _validate_options(session, project, options)
-    name = PurePath(filename.replace("\\", "/")).name[:300] or "upload"  # metadata only, never a path
-    fmt = guess_format(name) if options.file_format == "auto" else options.file_format
-    sha, size = file_sha256(upload)
-    parse = _parser(options, project, (options.source or name)[:200])
-    project_id = project.id
-    if options.on_error == "reject_file":
-        tally = _Tally()
-        for number, _, error in _parsed_rows(upload, options, parse, fmt, max_bytes):
-            tally.total += 1
-            if error is not None:
-                tally.reject(number, error)
-        if tally.total == 0:
-            raise InvalidInput("the file holds no rows", code="empty_file")
-        if tally.rejected:
-            session.rollback()
-            return _record(
-                session, actor, project_id, options, name, sha, size, tally, None, ImportStatus.rejected
-            )
+@dataclass(frozen=True)
+class _Source:
+    """The uploaded file and how to read it."""
+
+    upload: IO[bytes]
+    parse: Callable[[dict[str, Any]], Any]
+    file_format: str
+    max_bytes: int
+
+    def rows(self) -> Iterator[tuple[int, Any, str | None]]:
+        return _parsed_rows(self.upload, self.parse, self.file_format, self.max_bytes)
+
+
+def _validate_only(source: _Source) -> _Tally:
+    tally = _Tally()
+    for number, _, error in source.rows():
+        tally.total += 1
+        if error is not None:
+            tally.reject(number, error)
+    if tally.total == 0:
+        raise InvalidInput("the file holds no rows", code="empty_file")
+    return tally
+
+
+def _write_rows(
+    session: Session, project: Project, options: ImportOptions, source: _Source
+) -> tuple[_Tally, BatchWriter]:
     policy = PairPolicy(
         overlap=options.overlap or project.default_overlap,
         gold_overlap=GOLD_OVERLAP,
         priority=options.priority,
         round_id=options.round_id,
     )
-    writer = BatchWriter(session, project_id, policy)
+    writer = BatchWriter(session, project.id, policy)
     tally = _Tally()
     batch: list[Any] = []
     try:
-        for number, row, error in _parsed_rows(upload, options, parse, fmt, max_bytes):
+        for number, row, error in source.rows():
             tally.total += 1
             if error is not None:
                 tally.reject(number, error)
@@ -209,6 +206,33 @@ def run_import(
     if tally.total == 0:
         session.rollback()
         raise InvalidInput("the file holds no rows", code="empty_file")
+    return tally, writer
+
+
+def run_import(
+    *,
+    session: Session,
+    actor: User,
+    project: Project,
+    options: ImportOptions,
+    upload: IO[bytes],
+    filename: str,
+    max_bytes: int,
+) -> ImportBatch:
+    _validate_options(session, project, options)
+    name = PurePath(filename.replace("\\", "/")).name[:300] or "upload"  # metadata only, never a path
+    fmt = guess_format(name) if options.file_format == "auto" else options.file_format
+    sha, size = file_sha256(upload)
+    source = _Source(upload, _parser(options, project, (options.source or name)[:200]), fmt, max_bytes)
+    project_id = project.id
+    if options.on_error == "reject_file":
+        checked = _validate_only(source)
+        if checked.rejected:
+            session.rollback()
+            return _record(
+                session, actor, project_id, options, name, sha, size, checked, None, ImportStatus.rejected
+            )
+    tally, writer = _write_rows(session, project, options, source)
     return _record(
         session, actor, project_id, options, name, sha, size, tally, writer, ImportStatus.committed
     )

@@ -132,30 +132,31 @@ def _write_files(
     return hashes
 
 
-def create_snapshot(
-    *, session: Session, actor: User, project: Project, artifacts_dir: Path, round_id: int | None = None
-) -> SnapshotResult:
-    rows = build_rows(session, project, round_id)
-    payloads = {name: _jsonl(rows[name]) for name in ("data", "excluded", "votes")}
-    combined = "".join(f"{n}.jsonl:{hashlib.sha256(p).hexdigest()}\n" for n, p in payloads.items())
-    sha = hashlib.sha256(combined.encode()).hexdigest()
-    existing = session.scalar(select(DatasetSnapshot).where(DatasetSnapshot.content_sha256 == sha))
-    if existing is not None:
-        return SnapshotResult(existing, created=False)
-    key = f"snapshots/{sha}"
-    root = Path(artifacts_dir)
+def _stats(rows: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    return {
+        "data_rows": len(rows["data"]),
+        "excluded_rows": len(rows["excluded"]),
+        "votes": len(rows["votes"]),
+        "unsafe_responses": sum(
+            (not r["is_response_0_safe"]) + (not r["is_response_1_safe"]) for r in rows["data"]
+        ),
+    }
+
+
+def _write_snapshot_dir(
+    root: Path,
+    key: str,
+    sha: str,
+    project: Project,
+    round_id: int | None,
+    rows: dict[str, list[dict[str, Any]]],
+) -> int:
+    """Write every file to a temporary directory, then publish it under `key` in one rename.
+    Returns the total size."""
     (root / "snapshots").mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root / "snapshots"))
     try:
         hashes = _write_files(tmp, rows, project.harm_taxonomy)
-        stats = {
-            "data_rows": len(rows["data"]),
-            "excluded_rows": len(rows["excluded"]),
-            "votes": len(rows["votes"]),
-            "unsafe_responses": sum(
-                (not r["is_response_0_safe"]) + (not r["is_response_1_safe"]) for r in rows["data"]
-            ),
-        }
         manifest = {
             "format_version": FORMAT_VERSION,
             "schema": "PKU-SafeRLHF (v0 fields + v1 fields) with provenance and soft labels",
@@ -165,7 +166,7 @@ def create_snapshot(
             "recipe": RECIPE,
             "taxonomy": project.harm_taxonomy,
             "severity_levels": project.severity_levels,
-            "stats": stats,
+            "stats": _stats(rows),
             "files": hashes,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
@@ -174,6 +175,25 @@ def create_snapshot(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return size
+
+
+def _find(session: Session, sha: str) -> DatasetSnapshot | None:
+    return session.scalar(select(DatasetSnapshot).where(DatasetSnapshot.content_sha256 == sha))
+
+
+def create_snapshot(
+    *, session: Session, actor: User, project: Project, artifacts_dir: Path, round_id: int | None = None
+) -> SnapshotResult:
+    rows = build_rows(session, project, round_id)
+    payloads = {name: _jsonl(rows[name]) for name in ("data", "excluded", "votes")}
+    combined = "".join(f"{n}.jsonl:{hashlib.sha256(p).hexdigest()}\n" for n, p in payloads.items())
+    sha = hashlib.sha256(combined.encode()).hexdigest()
+    existing = _find(session, sha)
+    if existing is not None:
+        return SnapshotResult(existing, created=False)
+    key = f"snapshots/{sha}"
+    size = _write_snapshot_dir(Path(artifacts_dir), key, sha, project, round_id, rows)
     snapshot = DatasetSnapshot(
         project_id=project.id,
         round_id=round_id,
@@ -183,7 +203,7 @@ def create_snapshot(
         vote_count=len(rows["votes"]),
         size_bytes=size,
         recipe=RECIPE,
-        stats=stats,
+        stats=_stats(rows),
         created_by_id=actor.id,
     )
     session.add(snapshot)
@@ -191,7 +211,7 @@ def create_snapshot(
         session.flush()
     except IntegrityError:
         session.rollback()  # the same snapshot was exported concurrently: return that one
-        found = session.scalar(select(DatasetSnapshot).where(DatasetSnapshot.content_sha256 == sha))
+        found = _find(session, sha)
         assert found is not None
         return SnapshotResult(found, created=False)
     session.add(
