@@ -209,6 +209,11 @@
       const { status, data } = await api("POST", "/api/v1/assignments/" + state.assignmentId + "/submit", body, { "Idempotency-Key": state.key });
       if (status === 201) { await loadNext("Saved."); return; }
       if (status === 409) { await loadNext((data && data.detail) ? "Previous pair not saved: " + data.detail : "Previous pair not saved."); return; }
+      if (status === 422 && data && data.code === "idempotency_key_reused") {
+        // The first attempt reached the server before the connection dropped: that answer stands.
+        await loadNext("Your first answer for that pair had already been saved.");
+        return;
+      }
       say("error", [(data && data.detail) || "The server refused the answer (" + status + ")."]);
     } catch (e) {
       say("error", ["Could not reach the server. Your answers are kept; press Enter to retry."]);
