@@ -8,6 +8,7 @@ GPU; frozen ones are loaded directly in bf16 there. Runs are single-process PyTo
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,25 @@ def check_same_tokenizer(path: str, tokenizer: PreTrainedTokenizerBase, role: st
         )
 
 
+class RolloutCopy:
+    """A bf16 copy of the actor for sampling on a GPU, refreshed from the fp32 weights before each
+    rollout. Decoding is memory-bound: it should read 2 bytes per parameter per token, not the fp32
+    master weights plus an autocast cast of each of them at every step. Only parameters are cast;
+    buffers such as rotary frequencies keep their precision."""
+
+    def __init__(self, actor: nn.Module, dtype: torch.dtype) -> None:
+        self.module = copy.deepcopy(actor).eval().requires_grad_(False)
+        for param in self.module.parameters():
+            param.data = param.data.to(dtype)
+        self.sources = list(actor.parameters())
+        self.targets = list(self.module.parameters())
+
+    @torch.no_grad()
+    def refresh(self) -> nn.Module:
+        torch._foreach_copy_(self.targets, self.sources)
+        return self.module
+
+
 @dataclass
 class PolicyModels:
     tokenizer: PreTrainedTokenizerBase
@@ -92,6 +112,11 @@ class PolicyModels:
     reward_critic: TorchBackend
     cost_model: ScoreModel | None = None
     cost_critic: TorchBackend | None = None
+    rollout_copy: RolloutCopy | None = None
+
+    def sampling_policy(self) -> nn.Module:
+        """The module to sample from: the bf16 rollout copy on a GPU, else the actor itself."""
+        return self.actor.model if self.rollout_copy is None else self.rollout_copy.refresh()
 
     def trained(self) -> dict[str, TorchBackend]:
         found = {"actor": self.actor, "reward_critic": self.reward_critic, "cost_critic": self.cost_critic}
@@ -158,6 +183,8 @@ def load_policy_models(
         ),
         reward_critic=_critic(reward_critic_path, cfg, tokenizer, device, bf16, total_steps),
     )
+    if bf16:
+        models.rollout_copy = RolloutCopy(models.actor.model, torch.bfloat16)
     if cost:
         cost_path = cfg.cost_model_name_or_path  # type: ignore[attr-defined]
         check_same_tokenizer(cost_path, tokenizer, "cost model", required=False)

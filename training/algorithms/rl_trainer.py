@@ -39,6 +39,7 @@ from training.engine.serialization import load_state, save_state
 from training.engine.trainer import CRASH_ENV
 from training.errors import ConfigError
 from training.evaluation.generation import eos_ids, sample_responses
+from training.evaluation.judging import judge_toyworld, mean, score_metrics
 from training.events import EventWriter
 
 logger = logging.getLogger(__name__)
@@ -148,25 +149,22 @@ class PolicyTrainer:
         return now
 
     def rollout(self, prompt_indices: list[int]) -> list[Rollout]:
-        """Sample responses for a prompt batch, one micro-batch at a time (§5.7), in eval mode."""
-        started, actor = time.perf_counter(), self.models.actor
-        actor.model.eval()
-        size, rollouts = self.config.per_device_train_batch_size, []
-        for start in range(0, len(prompt_indices), size):
-            batch = self.prompts.batch(prompt_indices[start : start + size])
-            with actor.autocast():
-                rollouts.append(
-                    generate(
-                        actor.model,
-                        batch["input_ids"].to(self.device),
-                        batch["attention_mask"].to(self.device),
-                        self.sampling,
-                        self.eos,
-                        self.models.tokenizer.pad_token_id,
-                    )
-                )
+        """Sample responses for the whole prompt batch at once (one KV-cache decode for all rows, in
+        eval mode), then split it into the update micro-batches (§5.7), each trimmed of padding."""
+        started, m = time.perf_counter(), self.models
+        m.actor.model.eval()
+        batch = self.prompts.batch(prompt_indices)
+        with m.actor.autocast():
+            full = generate(
+                m.sampling_policy(),
+                batch["input_ids"].to(self.device),
+                batch["attention_mask"].to(self.device),
+                self.sampling,
+                self.eos,
+                m.tokenizer.pad_token_id,
+            )
         self._timed("generate", started)
-        return rollouts
+        return full.split(self.config.per_device_train_batch_size)
 
     def score(self, rollouts: list[Rollout]) -> list[Experience]:
         """Reference log-probs, RM/CM end scores and critic values: one forward per network."""
@@ -270,13 +268,14 @@ class PolicyTrainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Sample answers to the eval prompts; mean RM score, CM cost and unsafe ratio (§5.7)."""
+        """Sample answers to the eval prompts: mean RM score, CM cost and unsafe ratio (§5.7), and
+        with ``ground_truth=toyworld`` the judges' true helpfulness and unsafe rates."""
         if self.eval_prompts is None:
             return {}
         m = self.models
         with m.actor.autocast():
             out = sample_responses(
-                m.actor.model,
+                m.sampling_policy(),
                 m.tokenizer,
                 self.eval_prompts,
                 self.sampling,
@@ -285,13 +284,11 @@ class PolicyTrainer:
                 reward_model=m.reward_model,
                 cost_model=m.cost_model,
             )
-        metrics = {
-            "eval/reward": sum(out.rewards) / len(out.rewards),
-            "eval/mean_generated_length": sum(out.lengths) / len(out.lengths),
-        }
-        if out.costs is not None:
-            metrics["eval/cost"] = sum(out.costs) / len(out.costs)
-            metrics["eval/unsafe_ratio"] = sum(c > 0 for c in out.costs) / len(out.costs)
+        metrics = {f"eval/{k}": v for k, v in score_metrics(out.rewards, out.costs).items()}
+        metrics["eval/mean_generated_length"] = mean(out.lengths)
+        if self.config.ground_truth == "toyworld":
+            verdicts = judge_toyworld([self.eval_prompts.prompts[i] for i in out.indices], out.texts)
+            metrics.update({f"eval/{k}": v for k, v in verdicts.metrics().items()})
         return metrics
 
     def save(self) -> None:

@@ -53,6 +53,20 @@ class Rollout:
     def response_lengths(self) -> torch.Tensor:
         return self.response_mask.sum(dim=1)  # (B,)
 
+    def split(self, size: int) -> list[Rollout]:
+        """Micro-batches of ``size`` rows, each trimmed of the columns that are padding in every
+        one of its rows (left of the prompts, right of the responses), so no compute goes to them.
+        Positions are unaffected: they come from the mask."""
+        width, parts = self.prompt_width, []
+        for start in range(0, self.input_ids.shape[0], size):
+            ids, mask = self.input_ids[start : start + size], self.attention_mask[start : start + size]
+            left = int(mask[:, :width].any(dim=0).long().argmax())  # first prompt column in use
+            right = int(mask[:, width:].any(dim=0).nonzero().max()) + 1  # longest response
+            keep = torch.cat([torch.arange(left, width), torch.arange(width, width + right)]).to(ids.device)
+            log_probs = self.log_probs[start : start + size, :right]
+            parts.append(Rollout(ids[:, keep], mask[:, keep], width - left, log_probs))
+        return parts
+
 
 @cache
 def _cache_keyword(model_class: type) -> str:
@@ -87,14 +101,18 @@ def forward_logits(
     return out.logits[:, -keep:], out
 
 
-def gather_log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[token] without materialising the (B, T, V) log-softmax in fp32 at once.
+FP32_CHUNK = 1 << 27  # elements of fp32 logits normalised at once (512 MiB)
 
-    logits: (B, T, V); tokens: (B, T) -> (B, T) fp32. One row at a time keeps the peak at one
-    (T, V) fp32 slice, which matters for 150k-token vocabularies on a GPU.
+
+def gather_log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[token] without materialising a large fp32 log-softmax at once.
+
+    logits: (B, T, V); tokens: (B, T) -> (B, T) fp32. Rows are normalised in chunks of at most
+    ``FP32_CHUNK`` elements: one chunk for small vocabularies, a row at a time for 150k-token ones.
     """
     picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).float()  # (B, T)
-    norms = torch.stack([torch.logsumexp(row.float(), dim=-1) for row in logits])  # (B, T)
+    rows = max(1, FP32_CHUNK // max(1, logits.shape[1] * logits.shape[2]))
+    norms = torch.cat([torch.logsumexp(chunk.float(), dim=-1) for chunk in logits.split(rows)])  # (B, T)
     return picked - norms
 
 

@@ -117,6 +117,9 @@ class RLConfig(SamplingConfig, RuntimeConfig):
     save_steps: int = opt(0, "checkpoint every N optimizer steps, after a rollout batch (0: epoch end)")
     save_total_limit: int = opt(2, "keep at most this many checkpoints (oldest removed first)")
     resume: str = opt("auto", "'auto' resumes from output_dir's latest checkpoint if any, 'never', or a path")
+    ground_truth: GroundTruth = opt(
+        "none", "'toyworld': evaluation also reports the toy world judges' verdicts"
+    )
 
     def __post_init__(self) -> None:
         SamplingConfig.__post_init__(self)
