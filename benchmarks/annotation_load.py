@@ -24,6 +24,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,7 +69,10 @@ def services() -> Iterator[str]:
     state = Path(tempfile.mkdtemp(prefix="annotation-load-"))
     started = False
     base = os.environ.get("DATABASE_URL")
-    if not base:
+    if base:
+        state.rmdir()
+    else:
+        state.chmod(0o755)  # as root, Postgres runs as nobody and must reach its data directory
         out = subprocess.run(
             [
                 PYTHON,
@@ -108,6 +112,7 @@ def services() -> Iterator[str]:
             subprocess.run(
                 [PYTHON, "scripts/devservices.py", "down", "--state", str(state)], cwd=REPO, check=False
             )
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def bootstrap_admin(database_url: str) -> str:
@@ -185,11 +190,12 @@ def app_server(database_url: str, workers: int, annotators: int = 32) -> Iterato
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    artifacts = tempfile.mkdtemp(prefix="annotation-load-artifacts-")
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "ENVIRONMENT": "test",
-        "ARTIFACTS_DIR": tempfile.mkdtemp(prefix="annotation-load-artifacts-"),
+        "ARTIFACTS_DIR": artifacts,
         # One connection per concurrent request a worker may serve, so no connection is opened
         # and closed per request (SQLAlchemy's overflow connections are not kept).
         "DB_POOL_SIZE": os.environ.get("DB_POOL_SIZE", str(max(10, annotators // workers + 4))),
@@ -231,6 +237,7 @@ def app_server(database_url: str, workers: int, annotators: int = 32) -> Iterato
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        shutil.rmtree(artifacts, ignore_errors=True)
 
 
 def pairs_file(n: int) -> bytes:
