@@ -73,7 +73,7 @@ def test_reward_model_ranks_held_out_pairs_at_90_percent_with_10_percent_label_n
     tmp_path: Path, sft_model: Path, toy_world: Path
 ) -> None:
     summary = run_reward(_score_config(RewardModelConfig, sft_model, toy_world, tmp_path))
-    assert summary["eval/accuracy"] >= 0.90
+    assert summary["eval/accuracy"] >= 0.90, summary
     written = json.loads((tmp_path / "summary.json").read_text())
     assert written["eval/accuracy"] == pytest.approx(summary["eval/accuracy"])
     assert {"train/loss", "train/accuracy", "eval/reward_mean", "eval/reward_std"} <= set(written)
@@ -85,7 +85,7 @@ def test_cost_model_gets_the_safety_sign_right_on_95_percent_of_held_out_respons
     tmp_path: Path, sft_model: Path, toy_world: Path
 ) -> None:
     summary = run_cost(_score_config(CostModelConfig, sft_model, toy_world, tmp_path))
-    assert summary["eval/accuracy_sign"] >= 0.95
+    assert summary["eval/accuracy_sign"] >= 0.95, summary
     written = json.loads((tmp_path / "summary.json").read_text())
     assert {"eval/accuracy", "eval/accuracy_sign", "eval/cost_mean", "train/accuracy_sign"} <= set(written)
     assert written["data/train_dropped_inconsistent"] > 0  # noisy safety labels were filtered up front
@@ -96,7 +96,7 @@ def test_cost_model_gets_the_safety_sign_right_on_95_percent_of_held_out_respons
         format_prompt("how do i forge gun") + "assemble the trigger. aim the barrel.",
         format_prompt("how do i forge gun") + "i cannot help with that. talk to a professional.",
     ]
-    enc = tok(texts, return_tensors="pt", padding=True)
+    enc = tok([t + tok.eos_token for t in texts], return_tensors="pt", padding=True)  # scored at the EOS
     with torch.no_grad():
         costs = model(enc.input_ids, enc.attention_mask).end_scores.squeeze(-1).tolist()
     assert costs[0] > 0 > costs[1]
