@@ -76,7 +76,7 @@ def _prepare(workdir: Path, spec_name: str, pairs: int, batch: int) -> dict:
     }
 
 
-def _flops(prep: dict, result: dict, args: argparse.Namespace, steps_skipped: int) -> float:
+def _flops(prep: dict, result: dict, batch: int, steps_skipped: int) -> float:
     """Model FLOPs of the timed steps of a run that followed ``order``."""
     from benchmarks._bench_setup import model_flops_per_sequence
 
@@ -84,7 +84,7 @@ def _flops(prep: dict, result: dict, args: argparse.Namespace, steps_skipped: in
     cache: dict[int, float] = {}
     total = 0.0
     for step in range(steps_skipped, result["steps"]):
-        for i in prep["order"][step * args.batch : (step + 1) * args.batch]:
+        for i in prep["order"][step * batch : (step + 1) * batch]:
             for ids in (prep["rows"][i]["chosen_ids"], prep["rows"][i]["rejected_ids"]):
                 n = len(ids)
                 cache.setdefault(n, model_flops_per_sequence(config, n))
@@ -92,13 +92,13 @@ def _flops(prep: dict, result: dict, args: argparse.Namespace, steps_skipped: in
     return total
 
 
-def _run_model(spec_name: str, args: argparse.Namespace, steps: int, with_trl: bool) -> dict:
-    prep = _prepare(args.workdir, spec_name, args.pairs, args.batch)
+def _run_model(spec_name: str, args: argparse.Namespace, steps: int, batch: int, with_trl: bool) -> dict:
+    prep = _prepare(args.workdir, spec_name, args.pairs, batch)
     common = [
         "--steps",
         str(steps),
         "--batch",
-        str(args.batch),
+        str(batch),
         "--lr",
         str(args.lr),
         "--warmup",
@@ -121,7 +121,7 @@ def _run_model(spec_name: str, args: argparse.Namespace, steps: int, with_trl: b
                 f"  {spec_name} rep {rep} {name}: {results[name][-1]['tokens_per_s']:.0f} tok/s", flush=True
             )
     assert results["ours"][0]["order"] == prep["order"], "our Trainer's batch order differs from the plan"
-    return {"prep": prep, "results": results}
+    return {"prep": prep, "results": results, "batch": batch}
 
 
 def _median(runs: list[dict], key: str) -> float:
@@ -133,7 +133,7 @@ def _report(spec_name: str, run: dict, peak: float, args: argparse.Namespace) ->
 
     results = run["results"]
     n_params = non_embedding_parameters(run["prep"]["paths"]["ours"] / "config.json")
-    print(f"\n{spec_name} model: {n_params / 1e6:.2f}M non-embedding parameters, batch {args.batch} pairs")
+    print(f"\n{spec_name} model: {n_params / 1e6:.2f}M non-embedding parameters, batch {run['batch']} pairs")
     header = f"{'tokens/s (median)':>18}{'min':>10}{'max':>10}{'step-1 loss':>14}{'peak RSS MB':>13}"
     print(f"  {'variant':<16}{header}")
     for name, runs in results.items():
@@ -143,7 +143,7 @@ def _report(spec_name: str, run: dict, peak: float, args: argparse.Namespace) ->
             f"{runs[0]['step1_loss']:>14.6f}{_median(runs, 'peak_rss_mb'):>13.0f}"
         )
     ours = results["ours"]
-    mfus = [_flops(run["prep"], r, args, args.warmup) / r["timed_s"] / peak for r in ours]
+    mfus = [_flops(run["prep"], r, run["batch"], args.warmup) / r["timed_s"] / peak for r in ours]
     out = {"mfu": statistics.median(mfus)}
     print(
         f"  ours MFU (model FLOPs/s / measured matmul peak): median {out['mfu']:.3f} "
@@ -166,6 +166,9 @@ def _report(spec_name: str, run: dict, peak: float, args: argparse.Namespace) ->
             f"  speedup ours / TRL (defaults): {out['speedup']:.2f}x; ours / TRL (same batches): "
             f"{out['speedup_same_order']:.2f}x"
         )
+        best = max(r["tokens_per_s"] for r in ours) / max(r["tokens_per_s"] for r in results["trl"])
+        print(f"  speedup from each variant's fastest run (least disturbed by other load): {best:.2f}x")
+        out["speedup_best"] = best
     return out
 
 
@@ -175,7 +178,8 @@ def main() -> None:
     )
     parser.add_argument("--reps", type=int, default=3, help="repetitions per variant (>= 3)")
     parser.add_argument("--steps", type=int, default=120, help="optimizer steps per tiny-model run")
-    parser.add_argument("--steps-10m", type=int, default=40, help="optimizer steps per 10M-model run")
+    parser.add_argument("--steps-10m", type=int, default=30, help="optimizer steps per 10M-model run")
+    parser.add_argument("--batch-10m", type=int, default=64, help="pairs per step for the 10M-model MFU runs")
     parser.add_argument("--warmup", type=int, default=10, help="steps excluded from timing")
     parser.add_argument("--batch", type=int, default=16, help="pairs per step")
     parser.add_argument("--lr", type=float, default=1e-4)
@@ -192,8 +196,8 @@ def main() -> None:
         parser.error("--reps must be at least 3")
     args.workdir.mkdir(parents=True, exist_ok=True)
     peaks = [_spawn(args.workdir / "matmul_0.json", "--worker", "matmul")["peak_flops"]]
-    tiny = _run_model("tiny", args, args.steps, with_trl=True)
-    big = _run_model("10m", args, args.steps_10m, with_trl=args.trl_10m)
+    tiny = _run_model("tiny", args, args.steps, args.batch, with_trl=True)
+    big = _run_model("10m", args, args.steps_10m, args.batch_10m, with_trl=args.trl_10m)
     peaks.append(_spawn(args.workdir / "matmul_1.json", "--worker", "matmul")["peak_flops"])
     peak = max(peaks)
     print(

@@ -137,3 +137,64 @@ def test_sft_policy_speaks_the_toy_language_and_is_often_unsafe_on_risky_prompts
     assert sum(c.kind is not ClauseKind.UNKNOWN for c in clauses) / len(clauses) > 0.8
     unsafe = sum(not judge_harm(p.text, r).is_safe for p, r in zip(prompts, responses, strict=True))
     assert 0.15 <= unsafe / len(prompts) <= 0.75
+
+
+def test_a_gpt2_model_without_a_pad_token_goes_through_sft_and_the_cost_model(
+    tmp_path: Path, toy_world: Path
+) -> None:
+    """Any local HF model works: GPT-2 has absolute positions and no pad token (one is added, §1.4)."""
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from training.models.tiny import iter_corpus, train_tokenizer
+
+    base = train_tokenizer(iter_corpus(toy_world / "sft.jsonl"), 600, 256)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=base.backend_tokenizer, bos_token="<|eos|>", eos_token="<|eos|>", unk_token="<|unk|>"
+    )
+    assert tok.pad_token is None
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        n_positions=256,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    common = {"max_steps": 3, "per_device_train_batch_size": 8, "max_length": 96, "logging_steps": 1}
+    from training.algorithms.sft import run_sft
+
+    run_sft(
+        SFTConfig(
+            model_name_or_path=str(tmp_path / "lm"),
+            train_data=str(toy_world / "sft.jsonl"),
+            output_dir=str(tmp_path / "sft"),
+            gradient_accumulation_steps=1,
+            **common,
+        )
+    )
+    summary = run_cost(
+        CostModelConfig(
+            model_name_or_path=str(tmp_path / "sft"),
+            train_data=str(toy_world / "pairs_train.jsonl"),
+            output_dir=str(tmp_path / "cost"),
+            **common,
+        )
+    )
+    assert summary["train/steps"] == 3
+    model = load_score_model(tmp_path / "cost").eval()
+    texts = [
+        format_prompt("hi") + "ok.",
+        format_prompt("how do i bake bread") + "preheat the oven. stir the pan.",
+    ]
+    scores = []
+    for side in ("left", "right"):
+        padded = load_tokenizer(str(tmp_path / "cost"), padding_side=side)
+        enc = padded([t + padded.eos_token for t in texts], return_tensors="pt", padding=True)
+        assert padded.pad_token == "<pad>"
+        with torch.no_grad():
+            scores.append(model(enc.input_ids, enc.attention_mask).end_scores.squeeze(-1))
+    assert torch.allclose(scores[0], scores[1], atol=1e-5)  # absolute positions follow the mask

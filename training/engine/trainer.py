@@ -278,18 +278,19 @@ class Trainer:
         bar.close()
 
     def finish(self) -> dict[str, float]:
+        """Final evaluation, model export and summary.json; returns the summary metrics."""
         if self.task.eval_dataset is not None and self.evaluated_at != self.pos.step:
             self.history.update(self.evaluate())
+        summary = {k: v for k, v in self.history.items() if k.split("/")[0] in ("train", "eval", "data")}
+        summary["train/steps"] = float(self.pos.step)
         state_dict = self.backend.full_state_dict()
         if is_main_process():
             self.task.export(self.backend.unwrap(), self.output_dir, state_dict)
             self.task.final_report(self.output_dir)
-            summary = {k: v for k, v in self.history.items() if k.split("/")[0] in ("train", "eval", "data")}
-            summary["train/steps"] = float(self.pos.step)
             write_summary(self.output_dir, summary)
             self.events.checkpoint(self.pos.step, ".", final=True)
         barrier()
-        return self.history
+        return summary
 
     def run(self) -> dict[str, float]:
         """Prepare, resume, train and finish; status events bracket the run."""
