@@ -69,9 +69,9 @@ class Trainer:
 
     # ----------------------------------------------------------------- phases
     def prepare(self) -> None:
+        configure_torch(self.config, self.device)  # selects this rank's GPU before NCCL starts
         if self.config.zero_stage is not None:
             init_deepspeed_distributed()
-        configure_torch(self.config, self.device)
         seed_everything(self.config.seed)
         if is_main_process():
             write_json_atomic(self.output_dir / "run.json", config_to_dict(self.config))
