@@ -213,3 +213,10 @@ def test_ranks_get_disjoint_equal_shares() -> None:
     shares = [plan_epoch(lengths, 4, seed=0, epoch=0, rank=r, world_size=2) for r in range(2)]
     assert len(shares[0]) == len(shares[1]) == 12
     assert not {i for b in shares[0] for i in b} & {i for b in shares[1] for i in b}
+
+
+def test_sft_rows_whose_answer_is_cut_by_max_length_are_dropped_and_counted(tok) -> None:
+    rows = [{"prompt": "word " * 60, "response": "lost."}, {"prompt": "hi", "response": "kept."}]
+    ds = SupervisedDataset(rows, tok, max_length=24)
+    assert len(ds) == 1 and ds.dropped_no_answer == 1
+    assert (ds[0]["labels"] != IGNORE_INDEX).any()

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,7 +20,10 @@ from training.data import IGNORE_INDEX, SupervisedCollator, SupervisedDataset, r
 from training.engine.distributed import all_reduce_sum
 from training.engine.task import Batch, Task
 from training.engine.trainer import Trainer
+from training.errors import DataError
 from training.models import load_causal_lm, load_tokenizer, resize_embeddings_mean
+
+logger = logging.getLogger(__name__)
 
 
 def _token_stats(
@@ -54,9 +58,21 @@ class SFTTask(Task):
         if cfg.eval_data:
             self.eval_dataset = SupervisedDataset(read_rows(cfg.eval_data), self.tokenizer, cfg.max_length)
         self.collate = SupervisedCollator(self.tokenizer.pad_token_id)
-        metrics = {"data/train_rows": float(len(self.train_dataset))}
-        if self.eval_dataset is not None:
-            metrics["data/eval_rows"] = float(len(self.eval_dataset))
+        metrics: dict[str, float] = {}
+        for split, ds in (("train", self.train_dataset), ("eval", self.eval_dataset)):
+            if ds is not None:
+                metrics[f"data/{split}_rows"] = float(len(ds))
+                metrics[f"data/{split}_dropped_no_answer"] = float(ds.dropped_no_answer)
+                if ds.dropped_no_answer:
+                    logger.info(
+                        "%s data: dropped %d rows whose answer was cut by max_length",
+                        split,
+                        ds.dropped_no_answer,
+                    )
+        if not len(self.train_dataset):
+            raise DataError(
+                f"{cfg.train_data}: no rows with answer tokens within max_length={cfg.max_length}"
+            )
         return metrics
 
     def build_model(self) -> nn.Module:

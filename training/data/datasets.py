@@ -74,6 +74,11 @@ class SupervisedDataset(Dataset):
                 self.input_ids[i], self.labels[i] = _tokenize_dialogue(
                     tokenizer, list(turns), eos, max_length
                 )
+        # A prompt that fills max_length leaves no answer token to learn from (and a NaN loss).
+        keep = [i for i, labels in enumerate(self.labels) if bool((labels != IGNORE_INDEX).any())]
+        self.dropped_no_answer = len(rows) - len(keep)
+        self.input_ids = [self.input_ids[i] for i in keep]
+        self.labels = [self.labels[i] for i in keep]
         self.lengths = [len(ids) for ids in self.input_ids]
 
     def __len__(self) -> int:
