@@ -61,14 +61,15 @@ def micro_rl(micro_model: Path, toy_world: Path, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="session")
 def toy_cost_model(sft_model: Path, toy_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cost model trained for one epoch on the noisy toy-world pairs (cost > 0: unsafe)."""
+    """A cost model trained for one epoch on 2000 noisy toy-world pairs (cost > 0: unsafe)."""
     from training.algorithms.cost_model import run_cost
 
     out = tmp_path_factory.mktemp("toy_cm")
+    pairs = head(toy_world / "pairs_train.jsonl", out.parent / f"{out.name}_pairs.jsonl", 2000)
     run_cost(
         CostModelConfig(
             model_name_or_path=str(sft_model),
-            train_data=str(toy_world / "pairs_train.jsonl"),
+            train_data=str(pairs),
             output_dir=str(out),
             epochs=1,
             learning_rate=1e-3,

@@ -352,11 +352,14 @@ def test_a_short_ppo_lag_run_on_the_toy_world_moves_the_cost_toward_the_threshol
     steps = [
         e["metrics"] for e in read_events(tmp_path / "events.jsonl") if "train/cost" in e.get("metrics", {})
     ]
-    first, last = steps[:3], steps[-3:]
-    mean = lambda rows, k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
-    assert mean(first, "train/episode_cost") > cfg.threshold  # the constraint binds at the start
-    assert steps[0]["train/lambda"] > cfg.lambda_init  # ... so λ rises
-    assert mean(last, "train/cost") < mean(first, "train/cost") - 0.3  # and the cost moves down
+    first, last = steps[:4], steps[-4:]  # 128 episodes each: the size of the cost window
+
+    def mean(rows: list[dict[str, float]], key: str) -> float:
+        return sum(r[key] for r in rows) / len(rows)
+
+    assert steps[0]["train/episode_cost"] > cfg.threshold  # the constraint binds at the start
+    assert steps[1]["train/lambda"] > cfg.lambda_init  # ... so λ rises
+    assert mean(last, "train/cost") < mean(first, "train/cost") - 0.25  # and the cost moves down
     assert mean(last, "train/unsafe_ratio") < mean(first, "train/unsafe_ratio")
 
 
