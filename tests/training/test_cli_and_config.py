@@ -109,7 +109,7 @@ def test_run_json_and_overrides_build_a_frozen_config(tmp_path: Path) -> None:
         load_config(SFTConfig, str(path), {"zero_stage": "none", "offload": "optimizer"})
 
 
-def test_spec_defaults() -> None:
+def test_defaults_follow_the_reference_scripts() -> None:
     config = RewardModelConfig(model_name_or_path="m", train_data="t", output_dir="o")
     assert (config.regularization, config.adam_betas, config.max_grad_norm) == (0.001, (0.9, 0.95), 1.0)
     assert (config.loss_type, config.lr_scheduler_type, config.learning_rate) == (

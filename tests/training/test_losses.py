@@ -109,7 +109,7 @@ def test_causal_lm_loss_covers_labelled_tokens_only() -> None:
     assert float(causal_lm_loss(logits, labels)) == pytest.approx(expected, abs=1e-6)
 
 
-def test_metrics() -> None:
+def test_accuracy_metrics_count_strict_inequalities() -> None:
     assert float(pairwise_accuracy(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]))) == 0.5
     costs = torch.tensor([-1.0, 2.0, 0.0, 0.0])
     is_safe = torch.tensor([True, False, True, False])
