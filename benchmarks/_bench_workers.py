@@ -8,6 +8,7 @@ writes one JSON result.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import tempfile
 import time
@@ -17,12 +18,30 @@ from typing import Any
 import torch
 
 
+def cpu_snapshot() -> tuple[float, float, float]:
+    """(CPU seconds busy on the whole machine, CPU seconds of this process, wall seconds)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / hz, time.process_time(), time.perf_counter()
+
+
+def other_load(start: tuple[float, float, float], end: tuple[float, float, float]) -> float:
+    """Share of the machine's cores used by other processes between two snapshots."""
+    busy, own, wall = (b - a for a, b in zip(start, end, strict=True))
+    return max(0.0, busy - own) / (wall * (os.cpu_count() or 1))
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
-def _result(stamps: list[float], tokens: list[int], losses: list[float], warmup: int, **extra: Any) -> dict:
+def _result(
+    stamps: list[float], tokens: list[int], losses: list[float], warmup: int, snaps: list, **extra: Any
+) -> dict:
     elapsed = stamps[-1] - stamps[warmup - 1]
+    extra["other_load"] = other_load(snaps[warmup - 1], snaps[-1])
     timed_tokens = sum(tokens[warmup:])
     return {
         "tokens_per_s": timed_tokens / elapsed,
@@ -48,12 +67,14 @@ def run_ours(model_dir: str, data_dir: str, steps: int, batch: int, lr: float, w
     stamps: list[float] = []
     tokens: list[int] = []
     losses: list[float] = []
+    snaps: list[tuple[float, float, float]] = []
 
     class TimedTrainer(Trainer):
         def train_step(self, micro):  # type: ignore[no-untyped-def]
             tokens.append(sum(int(b["attention_mask"].sum()) for b in micro))
             out = super().train_step(micro)
             stamps.append(time.perf_counter())
+            snaps.append(cpu_snapshot())
             losses.append(out["train/loss"])
             return out
 
@@ -85,7 +106,7 @@ def run_ours(model_dir: str, data_dir: str, steps: int, batch: int, lr: float, w
             for b in plan_epoch(lengths, batch, seed=0, epoch=0, group_size=config.length_group_size)
             for i in b
         ]
-    return _result(stamps, tokens, losses, warmup, order=order)
+    return _result(stamps, tokens, losses, warmup, snaps, order=order)
 
 
 def run_trl(
@@ -107,10 +128,12 @@ def run_trl(
     stamps: list[float] = []
     tokens: list[int] = []
     losses: list[float] = []
+    snaps: list[tuple[float, float, float]] = []
 
     class Stamp(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
             stamps.append(time.perf_counter())
+            snaps.append(cpu_snapshot())
 
     class BenchRewardTrainer(RewardTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
@@ -160,7 +183,7 @@ def run_trl(
             callbacks=[Stamp()],
         )
         trainer.train()
-    return _result(stamps, tokens, losses, warmup)
+    return _result(stamps, tokens, losses, warmup, snaps)
 
 
 def run_matmul() -> dict:
