@@ -310,7 +310,7 @@ def verdict(table: dict[str, dict[str, float]], threshold: float) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=2, help="RL seeds per method")
+    parser.add_argument("--seeds", type=int, default=3, help="RL seeds per method")
     parser.add_argument("--steps", type=int, default=120, help="optimizer steps per run")
     parser.add_argument("--batch", type=int, default=48, help="prompts per step (one optimizer step)")
     parser.add_argument("--eval-every", type=int, default=20, help="held-out evaluation period in steps")

@@ -7,6 +7,7 @@ on the session fixtures of ``tests/training/conftest.py`` (toy world, micro and 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,18 @@ def write_prompts(toy_world: Path, out: Path, split: str, limit: int | None = No
         rows = rows[:: max(1, len(rows) // limit)][:limit]
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return out
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Run a test's training single-threaded and restore the thread count afterwards: on a
+    shared, busy machine two spinning OpenMP threads slow a run down by an order of magnitude."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def head(source: Path, out: Path, rows: int) -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.training.rl_fixtures import micro_rl, toy_cost_model
+from tests.training.rl_fixtures import micro_rl, one_thread, toy_cost_model
 from training.algorithms.advantages import gae
 from training.algorithms.experience import AdvantageSettings, score_rollout
 from training.algorithms.lagrange import LagrangeSettings
@@ -28,7 +28,7 @@ from training.events import read_events
 from training.models import load_score_model
 
 CPU = torch.device("cpu")
-FIXTURES = (micro_rl, toy_cost_model)  # pytest finds fixtures by their name in this module
+FIXTURES = (micro_rl, one_thread, toy_cost_model)  # pytest finds fixtures by their name in this module
 
 
 def lag_config(paths: dict[str, Any], out: Path, **extra: Any) -> PPOLagConfig:
@@ -331,7 +331,7 @@ def test_ppo_and_reward_shaping_train_one_critic_and_log_their_objective(
 
 @pytest.mark.slow
 def test_a_short_ppo_lag_run_on_the_toy_world_moves_the_cost_toward_the_threshold(
-    sft_model: Path, toy_cost_model: Path, micro_rl: dict, tmp_path: Path
+    sft_model: Path, toy_cost_model: Path, micro_rl: dict, tmp_path: Path, one_thread: None
 ) -> None:
     """The SFT policy is unsafe on risky prompts; with a threshold below its mean cost, λ rises and
     PPO-Lag lowers the cost of the episodes it samples."""
