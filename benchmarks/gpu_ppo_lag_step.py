@@ -248,6 +248,61 @@ def snapshot(trainer: Any) -> dict[str, torch.Tensor]:
     }
 
 
+def measure_steps(
+    trainer: Any, shape: Shape, args: argparse.Namespace, started: float
+) -> list[dict[str, float]]:
+    """Step 0 warms up kernels and the allocator; then ``args.steps`` timed steps (if time allows)."""
+    steps = []
+    for step in range(args.steps + 1):
+        trainer.timings = {}
+        trainer._sync()
+        t0 = time.perf_counter()
+        metrics = trainer.train_on_batch(list(range(shape.batch)))
+        trainer._sync()
+        steps.append(
+            {
+                "seconds": time.perf_counter() - t0,
+                **{f"t_{k}": v for k, v in trainer.timings.items()},
+                **{k: v for k, v in metrics.items() if isinstance(v, float)},
+            }
+        )
+        if step == 0 and time.perf_counter() - started > args.budget_s / 2:
+            break
+    return steps
+
+
+def rates(
+    shape: Shape, steps: list[dict[str, float]], ceilings: dict[str, float], name: str
+) -> dict[str, Any]:
+    """Tokens/s against the bandwidth roofline, MBU and MFU per phase and per step (§4.4)."""
+    measured = steps[1:] or steps
+    mean = lambda key: sum(s[key] for s in measured) / len(measured)  # noqa: E731
+    gen_len = mean("train/mean_generated_length")
+    seqs = [shape.prompt * 7 / 8 + gen_len] * shape.batch  # mean prompt of ¾p..p plus the response
+    acct = accounting(shape, seqs, round(gen_len))
+    t_gen, t_step, t_exp = mean("t_generate"), mean("seconds"), mean("t_score")
+    t_train = mean("t_actor") + mean("t_critics")
+    total_flops = acct["flops_generate"] + acct["flops_experience"] + acct["flops_train"]
+    bandwidth = ceilings["copy_bytes_per_s"]
+    datasheet = next((bw for key, bw in DATASHEET_BW.items() if key in name), float("nan"))
+    tokens = shape.batch * gen_len
+    return {
+        "accounting": acct,
+        "datasheet_bytes_per_s": datasheet,
+        "step_seconds": t_step,
+        "phase_seconds": {k[2:]: mean(k) for k in measured[0] if k.startswith("t_")},
+        "generated_tokens_per_s": tokens / t_gen,
+        "generation_roofline_tokens_per_s": tokens / (acct["bytes_generate"] / bandwidth),
+        "generation_roofline_tokens_per_s_datasheet": tokens / (acct["bytes_generate"] / datasheet),
+        "mbu_generate": acct["bytes_generate"] / t_gen / bandwidth,
+        "mfu_generate": acct["flops_generate"] / t_gen / PEAK_BF16,
+        "mfu_experience": acct["flops_experience"] / t_exp / PEAK_BF16,
+        "mfu_train": acct["flops_train"] / t_train / PEAK_BF16,
+        "mfu_step": total_flops / t_step / PEAK_BF16,
+        "mfu_step_vs_measured_peak": total_flops / t_step / ceilings["matmul_flops_per_s"],
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     tiny = args.tiny
     device = torch.device("cuda" if torch.cuda.is_available() and not tiny else "cpu")
@@ -259,50 +314,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ceilings = measure_ceilings(device, tiny)
     trainer = build_trainer(shape, device, bf16, args)
     built = time.perf_counter() - started
-    indices = list(range(shape.batch))
     agreement = logprob_agreement(trainer)
-    lam0 = trainer.objective.multiplier.value
-    before = snapshot(trainer)
-    steps = []
-    for step in range(args.steps + 1):  # step 0 warms up kernels and allocator
-        trainer.timings = {}
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        metrics = trainer.train_on_batch(indices)
-        trainer._sync()
-        steps.append(
-            {
-                "seconds": time.perf_counter() - t0,
-                **{f"t_{k}": v for k, v in trainer.timings.items()},
-                **{k: v for k, v in metrics.items() if isinstance(v, float)},
-            }
-        )
-        if step == 0 and time.perf_counter() - started > args.budget_s / 2:
-            break
-    after = snapshot(trainer)
-    measured = steps[1:] or steps
-    mean = lambda key: sum(s[key] for s in measured) / len(measured)  # noqa: E731
-    gen_len = mean("train/mean_generated_length")
-    seqs = [shape.prompt * 7 / 8 + gen_len] * shape.batch  # mean prompt ¾p..p, actual response length
-    acct = accounting(shape, seqs, round(gen_len))
-    t_gen, t_step = mean("t_generate"), mean("seconds")
-    t_exp, t_train = mean("t_score"), mean("t_actor") + mean("t_critics")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    datasheet = next((bw for key, bw in DATASHEET_BW.items() if key in name), float("nan"))
-    bandwidth = ceilings["copy_bytes_per_s"]
+    lam0, before = trainer.objective.multiplier.value, snapshot(trainer)
+    steps = measure_steps(trainer, shape, args, started)
+    after, lam1 = snapshot(trainer), trainer.objective.multiplier.value
     window = trainer.objective.multiplier.window_mean()
-    lam1 = trainer.objective.multiplier.value
+    losses = ("train/actor_loss", "train/reward_critic_loss", "train/cost_critic_loss")
     checks = {
-        "finite_losses": all(
-            math.isfinite(s[k])
-            for s in steps
-            for k in ("train/actor_loss", "train/reward_critic_loss", "train/cost_critic_loss")
-        ),
+        "finite_losses": all(math.isfinite(s[k]) for s in steps for k in losses),
         "logprobs_agree": agreement["logprob_abs_diff_mean"] < (0.05 if bf16 else 1e-4),
         "lambda_moves_towards_constraint": (lam1 > lam0) == (window > args.threshold),
         "all_trained_networks_changed": all(not torch.equal(before[k], after[k]) for k in before),
     }
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     result = {
         "device": name,
         "shape": shape.__dict__,
@@ -310,26 +334,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "build_seconds": built,
         "steps": steps,
         "ceilings": ceilings,
-        "datasheet_bytes_per_s": datasheet,
-        "accounting": acct,
         **agreement,
-        "step_seconds": t_step,
-        "phase_seconds": {k[2:]: mean(k) for k in measured[0] if k.startswith("t_")},
-        "generated_tokens_per_s": shape.batch * gen_len / t_gen,
-        "generation_roofline_tokens_per_s": shape.batch * gen_len / (acct["bytes_generate"] / bandwidth),
-        "generation_roofline_tokens_per_s_datasheet": shape.batch
-        * gen_len
-        / (acct["bytes_generate"] / datasheet),
-        "mbu_generate": acct["bytes_generate"] / t_gen / bandwidth,
-        "mfu_generate": acct["flops_generate"] / t_gen / PEAK_BF16,
-        "mfu_experience": acct["flops_experience"] / t_exp / PEAK_BF16,
-        "mfu_train": acct["flops_train"] / t_train / PEAK_BF16,
-        "mfu_step": (acct["flops_generate"] + acct["flops_experience"] + acct["flops_train"])
-        / t_step
-        / PEAK_BF16,
-        "mfu_step_vs_measured_peak": (acct["flops_generate"] + acct["flops_experience"] + acct["flops_train"])
-        / t_step
-        / ceilings["matmul_flops_per_s"],
+        **rates(shape, steps, ceilings, name),
         "lambda": [lam0, lam1],
         "window_cost": window,
         "threshold": args.threshold,

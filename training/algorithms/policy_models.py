@@ -147,14 +147,10 @@ def _score_model(path: str, cfg: RLConfig, tokenizer: Any, **kwargs: Any) -> Sco
     return model
 
 
-def load_policy_models(
-    cfg: RLConfig, *, cost: bool, cost_critic: bool, device: torch.device, bf16: bool, total_steps: int
-) -> PolicyModels:
-    """Load the networks an objective needs; ``cost``: the cost model, ``cost_critic``: its critic."""
-    tokenizer = load_tokenizer(
-        cfg.model_name_or_path, padding_side="left", trust_remote_code=cfg.trust_remote_code
-    )
-    frozen_dtype = torch.bfloat16 if bf16 else torch.float32
+def _actor_and_reference(
+    cfg: RLConfig, tokenizer: Any, frozen_dtype: torch.dtype
+) -> tuple[nn.Module, nn.Module]:
+    """Both start as the SFT model (§5.1); the reference is frozen, in bf16 on a GPU."""
     actor = load_causal_lm(cfg.model_name_or_path, trust_remote_code=cfg.trust_remote_code)
     reference = load_causal_lm(
         cfg.model_name_or_path, dtype=frozen_dtype, trust_remote_code=cfg.trust_remote_code
@@ -163,53 +159,73 @@ def load_policy_models(
         resize_embeddings_mean(model, tokenizer)
     if cfg.actor_gradient_checkpointing:
         actor.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return actor, reference
+
+
+def _scorer(
+    path: str,
+    role: str,
+    cfg: RLConfig,
+    tokenizer: Any,
+    frozen_dtype: torch.dtype,
+    device: torch.device,
+    *,
+    normalize: bool,
+) -> ScoreModel:
+    """A frozen reward or cost model, end scores normalised only if asked (§2.2)."""
+    check_same_tokenizer(path, tokenizer, f"{role} model", required=False)
+    model = _score_model(path, cfg, tokenizer, score_type=role, do_normalize=normalize, dtype=frozen_dtype)
+    return _frozen(model, device)
+
+
+def load_policy_models(
+    cfg: RLConfig, *, cost: bool, cost_critic: bool, device: torch.device, bf16: bool, total_steps: int
+) -> PolicyModels:
+    """Load the networks an objective needs; ``cost``: the cost model, ``cost_critic``: its critic."""
+    tokenizer = load_tokenizer(
+        cfg.model_name_or_path, padding_side="left", trust_remote_code=cfg.trust_remote_code
+    )
+    frozen_dtype = torch.bfloat16 if bf16 else torch.float32
+    actor, reference = _actor_and_reference(cfg, tokenizer, frozen_dtype)
     reward_critic_path = cfg.reward_critic_model_name_or_path or cfg.reward_model_name_or_path
-    check_same_tokenizer(cfg.reward_model_name_or_path, tokenizer, "reward model", required=False)
-    check_same_tokenizer(reward_critic_path, tokenizer, "reward critic", required=True)
     models = PolicyModels(
         tokenizer=tokenizer,
         actor=TorchBackend(actor, actor_settings(cfg), total_steps, device, bf16),
         reference=_frozen(reference, device),
-        reward_model=_frozen(
-            _score_model(
-                cfg.reward_model_name_or_path,
-                cfg,
-                tokenizer,
-                score_type="reward",
-                do_normalize=cfg.normalize_reward,
-                dtype=frozen_dtype,
-            ),
+        reward_model=_scorer(
+            cfg.reward_model_name_or_path,
+            "reward",
+            cfg,
+            tokenizer,
+            frozen_dtype,
             device,
+            normalize=cfg.normalize_reward,
         ),
-        reward_critic=_critic(reward_critic_path, cfg, tokenizer, device, bf16, total_steps),
+        reward_critic=_critic(reward_critic_path, "reward", cfg, tokenizer, device, bf16, total_steps),
+        rollout_copy=RolloutCopy(actor, torch.bfloat16) if bf16 else None,
     )
-    if bf16:
-        models.rollout_copy = RolloutCopy(models.actor.model, torch.bfloat16)
+    options: Any = cfg  # the cost fields exist on the configs of the stages that use a cost model
     if cost:
-        cost_path = cfg.cost_model_name_or_path  # type: ignore[attr-defined]
-        check_same_tokenizer(cost_path, tokenizer, "cost model", required=False)
-        models.cost_model = _frozen(
-            _score_model(
-                cost_path,
-                cfg,
-                tokenizer,
-                score_type="cost",
-                do_normalize=cfg.normalize_cost,
-                dtype=frozen_dtype,
-            ),  # type: ignore[attr-defined]
+        models.cost_model = _scorer(
+            options.cost_model_name_or_path,
+            "cost",
+            cfg,
+            tokenizer,
+            frozen_dtype,
             device,
+            normalize=options.normalize_cost,
         )
     if cost_critic:
-        path = cfg.cost_critic_model_name_or_path or cfg.cost_model_name_or_path  # type: ignore[attr-defined]
-        check_same_tokenizer(path, tokenizer, "cost critic", required=True)
-        models.cost_critic = _critic(path, cfg, tokenizer, device, bf16, total_steps)
+        path = options.cost_critic_model_name_or_path or options.cost_model_name_or_path
+        models.cost_critic = _critic(path, "cost", cfg, tokenizer, device, bf16, total_steps)
     return models
 
 
 def _critic(
-    path: str, cfg: RLConfig, tokenizer: Any, device: torch.device, bf16: bool, total_steps: int
+    path: str, role: str, cfg: RLConfig, tokenizer: Any, device: torch.device, bf16: bool, total_steps: int
 ) -> TorchBackend:
     """A critic starts as a copy of its score model (§5.1, §6.2): per-token scores, never normalised."""
+    check_same_tokenizer(path, tokenizer, f"{role} critic", required=True)
     critic = _score_model(
         path, cfg, tokenizer, score_type="critic", normalizer_type="none", do_normalize=False
     )
