@@ -85,7 +85,7 @@ def test_adamw_state_round_trips(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_run_reproduces_the_uninterruptedlosses_from_events(
+def test_killed_and_resumed_run_reproduces_the_uninterrupted_losses(
     tmp_path: Path, micro_model: Path, toy_world: Path, cli
 ) -> None:
     args = [
