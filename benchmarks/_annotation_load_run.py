@@ -41,63 +41,88 @@ class Ledger:
         self.errors[what] = self.errors.get(what, 0) + 1
 
 
+def random_answer(rng: random.Random) -> bytes:
+    body = {**rng.choice(ANSWERS), "confidence": rng.randint(1, 5), "time_spent_ms": rng.randint(1000, 9000)}
+    return json.dumps(body).encode()
+
+
 async def annotator(
-    url: str, token: str, project_id: int, deadline: float, think_s: float, ledger: Ledger, seed: int
+    url: str,
+    token: str,
+    project_id: int,
+    deadline: float,
+    think_s: float,
+    ledger: Ledger,
+    seed: int,
+    combined: bool = True,
 ) -> None:
+    """Claim, think, submit, repeatedly. With `combined`, the submit also leases the next pair
+    (`/submit-and-next`, what the annotator page does), so only the first claim is a request of
+    its own; otherwise every pair costs a claim request and a submit request."""
     rng = random.Random(seed)
     conn = RawConnection(url)
     headers = {"Authorization": f"Bearer {token}"}
-    claim_path = f"/api/v1/projects/{project_id}/assignments/next"
+    action = "submit-and-next" if combined else "submit"
     try:
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            claim = await conn.request("POST", claim_path, headers)
-            ledger.claims_ms.append((time.perf_counter() - start) * 1000)
-            if claim.status == 204:
-                return
-            if claim.status != 200:
-                ledger.error(f"claim {claim.status}")
-                continue
-            assignment = claim.json()["assignment_id"]
+        assignment = await claim(conn, headers, project_id, ledger)
+        while assignment is not None and time.perf_counter() < deadline:
             if think_s:
                 await asyncio.sleep(think_s * rng.uniform(0.5, 1.5))
-            body = {
-                **rng.choice(ANSWERS),
-                "confidence": rng.randint(1, 5),
-                "time_spent_ms": rng.randint(1000, 9000),
-            }
             submit_headers = {
                 **headers,
                 "Idempotency-Key": uuid.uuid4().hex,
                 "Content-Type": "application/json",
             }
-            payload = json.dumps(body).encode()
-            path = f"/api/v1/assignments/{assignment}/submit"
+            path = f"/api/v1/assignments/{assignment}/{action}"
+            payload = random_answer(rng)
             start = time.perf_counter()
             response = await conn.request("POST", path, submit_headers, payload)
             ledger.submits_ms.append((time.perf_counter() - start) * 1000)
             if response.status != 201:
                 ledger.error(f"submit {response.status}")
+                assignment = await claim(conn, headers, project_id, ledger)
                 continue
-            annotation = response.json()["id"]
+            data = response.json()
+            annotation = data["annotation"]["id"] if combined else data["id"]
             ledger.acked[annotation] = assignment
             if rng.random() < 0.02:  # a client retry: must replay, never duplicate
                 again = await conn.request("POST", path, submit_headers, payload)
-                same = again.status == 201 and again.json()["id"] == annotation
+                replayed = again.json() if again.status == 201 else None
+                same = (
+                    replayed is not None
+                    and (replayed["annotation"] if combined else replayed)["id"] == annotation
+                )
                 ledger.replays_ok += int(same)
                 ledger.replays_bad += int(not same)
+            if combined:
+                following = data["next"]
+                assignment = None if following is None else following["assignment_id"]
+            else:
+                assignment = await claim(conn, headers, project_id, ledger)
     finally:
         await conn.close()
 
 
+async def claim(conn: RawConnection, headers: dict[str, str], project_id: int, ledger: Ledger) -> int | None:
+    start = time.perf_counter()
+    response = await conn.request("POST", f"/api/v1/projects/{project_id}/assignments/next", headers)
+    ledger.claims_ms.append((time.perf_counter() - start) * 1000)
+    if response.status == 204:
+        return None
+    if response.status != 200:
+        ledger.error(f"claim {response.status}")
+        return None
+    return int(response.json()["assignment_id"])
+
+
 async def run_load(
-    url: str, tokens: list[str], project_id: int, duration_s: float, think_s: float
+    url: str, tokens: list[str], project_id: int, duration_s: float, think_s: float, combined: bool = True
 ) -> tuple[Ledger, float]:
     ledger = Ledger()
     start = time.perf_counter()
     deadline = start + duration_s
     await asyncio.gather(
-        *(annotator(url, t, project_id, deadline, think_s, ledger, i) for i, t in enumerate(tokens))
+        *(annotator(url, t, project_id, deadline, think_s, ledger, i, combined) for i, t in enumerate(tokens))
     )
     return ledger, time.perf_counter() - start
 

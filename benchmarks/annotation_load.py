@@ -2,6 +2,9 @@
 """Annotation load benchmark: N simulated annotators claim a pair, think, and submit, over real
 HTTP against the running app on Postgres; then every acknowledged submit is checked on the server.
 
+By default each submit also leases the next pair (`/submit-and-next`, one request per pair, as
+the annotator page does); `--separate-claim` claims every pair with a request of its own.
+
     .venv/bin/python benchmarks/annotation_load.py                 # starts everything itself
     .venv/bin/python benchmarks/annotation_load.py --url URL --admin-token TOKEN
 
@@ -50,6 +53,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--annotators", type=int, default=64, help="concurrent simulated annotators")
     p.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     p.add_argument("--think-ms", type=float, default=100.0, help="mean pause between claim and submit")
+    p.add_argument(
+        "--separate-claim",
+        action="store_true",
+        help="claim each pair with its own request instead of /submit-and-next (what the page does)",
+    )
     p.add_argument("--pairs", type=int, default=6000, help="comparisons to create")
     p.add_argument("--overlap", type=int, default=3, help="annotations per comparison (k)")
     p.add_argument("--workers", type=int, default=2, help="uvicorn workers when the app is started here")
@@ -285,7 +293,7 @@ def report(args: argparse.Namespace, ledger: object, elapsed: float, checks: dic
     claims, subs = summarize(ledger.claims_ms), summarize(ledger.submits_ms)
     overall = summarize(ledger.claims_ms + ledger.submits_ms)
     print(f"annotators={args.annotators} think_ms={args.think_ms:g} duration_s={elapsed:.1f}", end=" ")
-    print(f"overlap={args.overlap}")
+    print(f"overlap={args.overlap} mode={'separate-claim' if args.separate_claim else 'submit-and-next'}")
     print(f"submits={submits} submits_per_s={rate:.1f} claims={len(ledger.claims_ms)}")
     for name, s in (("claim", claims), ("submit", subs), ("all", overall)):
         print(
@@ -306,7 +314,9 @@ def benchmark(url: str, admin_token: str, args: argparse.Namespace) -> None:
     log(f"running {args.annotators} annotators for {args.duration:g}s ...")
     app_pid = int(os.environ.get("ANNOTATION_LOAD_APP_PID", "0")) or None
     with CpuMeter(app_pid) as meter:
-        ledger, elapsed = asyncio.run(run_load(url, tokens, project_id, args.duration, args.think_ms / 1000))
+        ledger, elapsed = asyncio.run(
+            run_load(url, tokens, project_id, args.duration, args.think_ms / 1000, not args.separate_claim)
+        )
     checks = verify(url, admin_token, project_id, ledger)
     cores = os.cpu_count() or 1
     used = meter.used

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from saferlhf_client.client import API, check
+from saferlhf_client.client import API, check, parse_submit_and_next
 from saferlhf_client.models import Annotation, Answer, Project, Task
 
 
@@ -43,19 +43,33 @@ class AsyncClient:
     async def submit(
         self, assignment_id: int, answer: Answer, *, idempotency_key: str | None = None, retries: int = 2
     ) -> Annotation:
+        data, replayed = await self._submit(assignment_id, answer, "submit", idempotency_key, retries)
+        return Annotation.from_json(data, replayed=replayed)
+
+    async def submit_and_next(
+        self, assignment_id: int, answer: Answer, *, idempotency_key: str | None = None, retries: int = 2
+    ) -> tuple[Annotation, Task | None]:
+        """Submit and claim the next pair of the project in one request (see Client.submit_and_next)."""
+        data, replayed = await self._submit(
+            assignment_id, answer, "submit-and-next", idempotency_key, retries
+        )
+        return parse_submit_and_next(data, replayed)
+
+    async def _submit(
+        self, assignment_id: int, answer: Answer, action: str, idempotency_key: str | None, retries: int
+    ) -> tuple[Any, bool]:
         key = idempotency_key or uuid.uuid4().hex
         headers = {**self.headers, "Idempotency-Key": key}
         for attempt in range(retries + 1):
             try:
                 response = await self.http.post(
-                    f"{API}/assignments/{assignment_id}/submit", json=answer.to_json(), headers=headers
+                    f"{API}/assignments/{assignment_id}/{action}", json=answer.to_json(), headers=headers
                 )
             except httpx.TransportError:
                 if attempt == retries:
                     raise
                 continue
-            data = check(response)
-            return Annotation.from_json(data, replayed=response.headers.get("Idempotent-Replayed") == "true")
+            return check(response), response.headers.get("Idempotent-Replayed") == "true"
         raise AssertionError("unreachable")
 
     async def skip(self, assignment_id: int) -> Task:

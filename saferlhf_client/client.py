@@ -40,6 +40,12 @@ def check(response: httpx.Response) -> Any:
     return response.json()
 
 
+def parse_submit_and_next(data: Any, replayed: bool) -> tuple[Annotation, Task | None]:
+    following = data["next"]
+    annotation = Annotation.from_json(data["annotation"], replayed=replayed)
+    return annotation, None if following is None else Task.from_json(following)
+
+
 class Client:
     """client = Client("http://127.0.0.1:8000", token="srlhf_...")
     task = client.claim_next(project_id)
@@ -128,11 +134,25 @@ class Client:
     ) -> Annotation:
         """Submit an answer. Network failures are retried with the same Idempotency-Key, so a
         retry can never store the answer twice (the server replays the first result)."""
+        data, replayed = self._submit(assignment_id, answer, "submit", idempotency_key, retries)
+        return Annotation.from_json(data, replayed=replayed)
+
+    def submit_and_next(
+        self, assignment_id: int, answer: Answer, *, idempotency_key: str | None = None, retries: int = 2
+    ) -> tuple[Annotation, Task | None]:
+        """Submit an answer and claim the next pair of the project in one request (retried like
+        `submit`). Returns the stored annotation and the next task, None when none is left."""
+        data, replayed = self._submit(assignment_id, answer, "submit-and-next", idempotency_key, retries)
+        return parse_submit_and_next(data, replayed)
+
+    def _submit(
+        self, assignment_id: int, answer: Answer, action: str, idempotency_key: str | None, retries: int
+    ) -> tuple[Any, bool]:
         key = idempotency_key or uuid.uuid4().hex
         for attempt in range(retries + 1):
             try:
                 response = self.http.post(
-                    f"{API}/assignments/{assignment_id}/submit",
+                    f"{API}/assignments/{assignment_id}/{action}",
                     json=answer.to_json(),
                     headers={**self.headers, "Idempotency-Key": key},
                 )
@@ -140,8 +160,7 @@ class Client:
                 if attempt == retries:
                     raise
                 continue
-            data = check(response)
-            return Annotation.from_json(data, replayed=response.headers.get("Idempotent-Replayed") == "true")
+            return check(response), response.headers.get("Idempotent-Replayed") == "true"
         raise AssertionError("unreachable")
 
     def skip(self, assignment_id: int) -> Task:

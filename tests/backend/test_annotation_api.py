@@ -213,3 +213,67 @@ def test_lowering_k_through_the_api_completes_the_comparison(client: TestClient,
         select(Assignment.state).where(Assignment.comparison_id == a["comparison_id"])
     ).all()
     assert sorted(s.value for s in states) == ["expired", "submitted"]
+
+
+def submit_and_next(client: TestClient, assignment: int, headers: dict[str, str], key: str, **kw):  # type: ignore[no-untyped-def]
+    return client.post(
+        f"/api/v1/assignments/{assignment}/submit-and-next",
+        json=answer_json(**kw),
+        headers={**headers, "Idempotency-Key": key},
+    )
+
+
+def test_submit_and_next_stores_the_answer_and_leases_the_following_pair(
+    client: TestClient, setup, db_session
+) -> None:  # type: ignore[no-untyped-def]
+    project, alice, _, user = setup
+    task = claim(client, project.id, alice).json()
+    response = submit_and_next(client, task["assignment_id"], alice, "sn-1")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["annotation"]["assignment_id"] == task["assignment_id"]
+    following = body["next"]
+    assert following["comparison_id"] != task["comparison_id"]
+    live = db_session.scalars(
+        select(Assignment.id).where(Assignment.annotator_id == user.id, Assignment.state == "active")
+    ).all()
+    assert live == [following["assignment_id"]]
+
+
+def test_submit_and_next_replay_returns_the_same_annotation_and_the_pair_now_held(
+    client: TestClient, setup, db_session
+) -> None:  # type: ignore[no-untyped-def]
+    project, alice, _, user = setup
+    task = claim(client, project.id, alice).json()
+    first = submit_and_next(client, task["assignment_id"], alice, "sn-2")
+    again = submit_and_next(client, task["assignment_id"], alice, "sn-2")
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["annotation"] == first.json()["annotation"]
+    assert again.json()["next"]["assignment_id"] == first.json()["next"]["assignment_id"]
+    count = db_session.scalar(
+        select(func.count()).select_from(Annotation).where(Annotation.annotator_id == user.id)
+    )
+    assert count == 1
+
+
+def test_submit_and_next_ends_with_null_when_nothing_is_left(client: TestClient, setup) -> None:  # type: ignore[no-untyped-def]
+    project, alice, _, _ = setup
+    task = claim(client, project.id, alice).json()
+    seen = []
+    while task is not None:
+        seen.append(task["comparison_id"])
+        task = submit_and_next(client, task["assignment_id"], alice, f"sn-end-{len(seen)}").json()["next"]
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == 3
+
+
+def test_a_failed_submit_and_next_claims_nothing(client: TestClient, setup, db_session) -> None:  # type: ignore[no-untyped-def]
+    project, alice, _, user = setup
+    task = claim(client, project.id, alice).json()
+    assert submit_and_next(client, task["assignment_id"], alice, "sn-ok").status_code == 201
+    refused = submit_and_next(client, task["assignment_id"], alice, "sn-other-key")
+    assert refused.status_code == 409
+    assert set(refused.json()) == {"detail", "code"}
+    held = db_session.scalar(
+        select(func.count()).select_from(Assignment).where(Assignment.annotator_id == user.id)
+    )
+    assert held == 2  # the first pair and the one leased by the successful call, nothing more

@@ -97,6 +97,7 @@ MATRIX: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/api/v1/assignments/{assignment_id}"): ANYONE,
     ("POST", "/api/v1/assignments/{assignment_id}/skip"): ANYONE,
     ("POST", "/api/v1/assignments/{assignment_id}/submit"): ANYONE,
+    ("POST", "/api/v1/assignments/{assignment_id}/submit-and-next"): ANYONE,
     ("GET", "/api/v1/annotations"): ANYONE,
     ("GET", "/api/v1/annotations/{annotation_id}"): ANYONE,
     ("GET", "/api/v1/projects/{project_id}/comparisons"): STAFF,
@@ -122,6 +123,7 @@ BUILTIN = {"/openapi.json", "/docs", "/docs/oauth2-redirect"}  # FastAPI's own, 
 # Valid bodies, so that probes reach the object lookup instead of stopping at validation.
 BODIES = {
     ("POST", "/api/v1/assignments/{assignment_id}/submit"): answer_json(),
+    ("POST", "/api/v1/assignments/{assignment_id}/submit-and-next"): answer_json(),
     ("POST", "/api/v1/comparisons/{comparison_id}/adjudications"): {
         "helpfulness": "a",
         "harmlessness": "a",

@@ -31,7 +31,9 @@ def world(database_url: str) -> World:
 
 def login_with_keyboard(page, server: LiveServer, email: str, password: str) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{server.url}/login")
-    page.keyboard.type(email)  # the e-mail field has autofocus
+    # The e-mail field has autofocus; keys typed before the browser applies it would be lost.
+    expect(page.locator("#email")).to_be_focused()
+    page.keyboard.type(email)
     page.keyboard.press("Tab")
     page.keyboard.type(password)
     page.keyboard.press("Enter")

@@ -5,7 +5,7 @@ Every lookup is scoped to the caller: other people's assignments and annotations
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.responses import JSONResponse
@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from backend.api.convert import annotation_read, task_read
 from backend.api.deps import ALL_ROLES, DbDep, Principal, require
 from backend.api.schemas.common import ERROR_RESPONSES, ErrorRead
-from backend.api.schemas.queue import AnnotationRead, AnnotationSubmit, TaskRead
+from backend.api.schemas.queue import AnnotationRead, AnnotationSubmit, SubmitAndNextRead, TaskRead
 from backend.domain.enums import TokenScope
 from backend.domain.errors import DomainError
 from backend.services.access import visible_project
@@ -23,6 +23,24 @@ from backend.services.submissions import submit_annotation
 
 router = APIRouter(tags=["annotate"], responses=ERROR_RESPONSES)
 Annotator = Annotated[Principal, Depends(require(*ALL_ROLES, scope=TokenScope.annotate))]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=100)]
+SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorRead, "description": "the Idempotency-Key header is missing"},
+    409: {
+        "model": ErrorRead,
+        "description": "lease_expired (given to someone else), overlap_reached, already_submitted, "
+        "assignment_skipped or comparison_retired",
+    },
+    422: {"model": ErrorRead, "description": "invalid labels, or the key was used with another body"},
+}
+
+
+def required_key(idempotency_key: str | None) -> str:
+    if not idempotency_key:
+        raise DomainError(
+            "send an Idempotency-Key header (any unique string per submit)", code="key_required"
+        )
+    return idempotency_key
 
 
 @router.post(
@@ -57,15 +75,7 @@ def skip(assignment_id: int, db: DbDep, principal: Annotator) -> TaskRead:
     "/assignments/{assignment_id}/submit",
     response_model=AnnotationRead,
     status_code=status.HTTP_201_CREATED,
-    responses={
-        400: {"model": ErrorRead, "description": "the Idempotency-Key header is missing"},
-        409: {
-            "model": ErrorRead,
-            "description": "lease_expired (given to someone else), overlap_reached, already_submitted, "
-            "assignment_skipped or comparison_retired",
-        },
-        422: {"model": ErrorRead, "description": "invalid labels, or the key was used with another body"},
-    },
+    responses=SUBMIT_ERRORS,
     summary="Submit your labels; the same Idempotency-Key and body replays the first result",
 )
 def submit(
@@ -73,21 +83,51 @@ def submit(
     body: AnnotationSubmit,
     db: DbDep,
     principal: Annotator,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=100)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    if not idempotency_key:
-        raise DomainError(
-            "send an Idempotency-Key header (any unique string per submit)", code="key_required"
-        )
     result = submit_annotation(
         session=db,
         user=principal.user,
         assignment_id=assignment_id,
         answer=body.to_domain(),
-        idempotency_key=idempotency_key,
+        idempotency_key=required_key(idempotency_key),
     )
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     payload = annotation_read(result).model_dump(mode="json")
+    return JSONResponse(payload, status_code=status.HTTP_201_CREATED, headers=headers)
+
+
+@router.post(
+    "/assignments/{assignment_id}/submit-and-next",
+    response_model=SubmitAndNextRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=SUBMIT_ERRORS,
+    summary="Submit your labels and claim the next pair of the same project, in one request",
+)
+def submit_and_next(
+    assignment_id: int,
+    body: AnnotationSubmit,
+    db: DbDep,
+    principal: Annotator,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """The same submit as `/submit` (idempotent, fenced by the lease), then the same claim as
+    `/projects/{id}/assignments/next`. The submit is committed before the claim runs, so a failed
+    claim never loses the answer; an error of the submit itself claims nothing. A replay of the
+    same key and body replays the annotation and returns the pair you now hold."""
+    result = submit_annotation(
+        session=db,
+        user=principal.user,
+        assignment_id=assignment_id,
+        answer=body.to_domain(),
+        idempotency_key=required_key(idempotency_key),
+    )
+    task = claim_next(session=db, user=principal.user, project_id=result.project_id)
+    payload = {
+        "annotation": annotation_read(result).model_dump(mode="json"),
+        "next": None if task is None else task_read(task).model_dump(mode="json"),
+    }
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     return JSONResponse(payload, status_code=status.HTTP_201_CREATED, headers=headers)
 
 

@@ -85,3 +85,11 @@ class AnnotationRead(BaseModel):
     time_spent_ms: int
     warnings: list[WarningRead] = Field(description="consistency warnings; the annotation is stored anyway")
     created_at: dt.datetime
+
+
+class SubmitAndNextRead(BaseModel):
+    """The stored annotation and the next pair, in one round trip: what the annotator page needs
+    after every submit."""
+
+    annotation: AnnotationRead
+    next: TaskRead | None = Field(description="the next leased pair; null when none is left for you")

@@ -187,12 +187,28 @@
     document.getElementById("empty-text").textContent = text;
   }
 
+  function showNext(task, note) {
+    if (!task) { showEmpty("All done for now", "No pairs are left for you in this project. Thank you! New pairs appear here when they are added."); return; }
+    renderTask(task);
+    if (note) say("ok", [note]); else feedback.replaceChildren();
+  }
+
   async function loadNext(note) {
     const { status, data } = await api("POST", "/api/v1/projects/" + projectId + "/assignments/next");
-    if (status === 200) { renderTask(data); if (note) say("ok", [note]); else feedback.replaceChildren(); }
-    else if (status === 204) showEmpty("All done for now", "No pairs are left for you in this project. Thank you! New pairs appear here when they are added.");
+    if (status === 200 || status === 204) showNext(status === 200 ? data : null, note);
     else say("error", [(data && data.detail) || "Could not load the next pair (" + status + "). Reload the page."]);
     refreshProgress();
+  }
+
+  // Counters move locally after each save; the server's figures are fetched every few pairs.
+  let savedSinceRefresh = 0;
+  function countSaved() {
+    ["today", "total"].forEach((name) => {
+      const el = ws.querySelector('[data-progress="' + name + '"]');
+      if (el && /^[0-9]+$/.test(el.textContent)) el.textContent = String(Number(el.textContent) + 1);
+    });
+    savedSinceRefresh += 1;
+    if (savedSinceRefresh >= 5) { savedSinceRefresh = 0; refreshProgress(); }
   }
 
   async function submit() {
@@ -206,8 +222,9 @@
     }
     state.busy = true;
     try {
-      const { status, data } = await api("POST", "/api/v1/assignments/" + state.assignmentId + "/submit", body, { "Idempotency-Key": state.key });
-      if (status === 201) { await loadNext("Saved."); return; }
+      // One request saves the answer and leases the next pair, so the next pair shows at once.
+      const { status, data } = await api("POST", "/api/v1/assignments/" + state.assignmentId + "/submit-and-next", body, { "Idempotency-Key": state.key });
+      if (status === 201) { showNext(data.next, "Saved."); countSaved(); if (!data.next) refreshProgress(); return; }
       if (status === 409) { await loadNext((data && data.detail) ? "Previous pair not saved: " + data.detail : "Previous pair not saved."); return; }
       if (status === 422 && data && data.code === "idempotency_key_reused") {
         // The first attempt reached the server before the connection dropped: that answer stands.
