@@ -9,7 +9,9 @@
 #    random Qwen2.5-0.5B-shaped model built from a config (no hub), long toy-world pairs;
 # 4. its MFU against 989e12 (H100 dense bf16) and against the measured matmul ceiling;
 # 5. kill-and-resume: the same run killed hard after step 30 (checkpoint at 20), resumed, and its
-#    losses compared with the uninterrupted run.
+#    losses compared with the uninterrupted run;
+# 6. one PPO-Lag step on six bf16 Qwen2.5-0.5B-shaped networks: time per phase and generation
+#    tokens/s against the HBM-bandwidth roofline (benchmarks/gpu_ppo_lag_step.py).
 # Everything lands in $OUT (gpu_check.json is the summary); the exit status is 0 only if all pass.
 set -uo pipefail
 
@@ -28,7 +30,9 @@ START=$(date +%s)
 declare -A STATUS
 
 BUDGET_S="${GPU_CHECK_BUDGET_S:-295}"  # the whole script stays within ~5 minutes
-remaining() { echo $(( BUDGET_S - ( $(date +%s) - START ) )); }
+PPO_RESERVE_S="${GPU_CHECK_PPO_RESERVE_S:-100}"  # kept for step 6 by the reward-model steps
+RESERVE=$PPO_RESERVE_S
+remaining() { echo $(( BUDGET_S - RESERVE - ( $(date +%s) - START ) )); }
 log() { echo "[gpu_check +$(( $(date +%s) - START ))s] $*" | tee -a "$OUT/gpu_check.log"; }
 step() {  # step NAME TIMEOUT_S CMD...: run within the time left, record pass/fail, keep going
   local name=$1 limit=$2; shift 2
@@ -97,6 +101,12 @@ step resumed 420 "$PY" -m training reward "${RUN_ARGS[@]}" "${NO_SAVE[@]}" --out
 step analyse 240 "$PY" benchmarks/_gpu_check.py analyse "$OUT" "$WORK/run" "$WORK/killed" "$WORK/qwen05b" \
   "$WORK/pairs_long.jsonl" "$MAXLEN"
 
+# 6. one PPO-Lag step ------------------------------------------------------------------------------
+RESERVE=0
+PPO_ARGS=(--workdir "$WORK/ppo_lag" --budget-s "$PPO_RESERVE_S")
+if [[ "$SMOKE" == 1 ]]; then PPO_ARGS+=(--tiny); fi
+step ppo_lag_step "$PPO_RESERVE_S" "$PY" benchmarks/gpu_ppo_lag_step.py "${PPO_ARGS[@]}"
+
 # summary ---------------------------------------------------------------------------------------
 cp "$WORK/run/events.jsonl" "$OUT/run_events.jsonl" 2>/dev/null || true
 cp "$WORK/killed/events.jsonl" "$OUT/resumed_events.jsonl" 2>/dev/null || true
@@ -110,11 +120,13 @@ def load(name):
     path = os.path.join(out, name)
     return json.load(open(path)) if os.path.exists(path) else None
 summary = {"status": status, "all_pass": all(v == "pass" for v in status.values()), "elapsed_s": elapsed,
-           "env": load("env.json"), "matmul": load("matmul.json"), "analysis": load("analysis.json")}
+           "env": load("env.json"), "matmul": load("matmul.json"), "analysis": load("analysis.json"),
+           "ppo_lag_step": load("gpu_ppo_lag_step.json")}
 json.dump(summary, open(os.path.join(out, "gpu_check.json"), "w"), indent=2)
 a = summary["analysis"] or {}
 print(json.dumps({"all_pass": summary["all_pass"], "status": status, "elapsed_s": elapsed,
                   "tokens_per_s": a.get("tokens_per_s"), "mfu_vs_989e12": a.get("mfu_vs_989e12"),
-                  "mfu_vs_measured_peak": a.get("mfu_vs_measured_peak"), "resume": a.get("resume")}, indent=2))
+                  "mfu_vs_measured_peak": a.get("mfu_vs_measured_peak"), "resume": a.get("resume"),
+                  "ppo_lag_step": summary["ppo_lag_step"]}, indent=2))
 sys.exit(0 if summary["all_pass"] else 1)
 PYEOF
