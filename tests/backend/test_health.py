@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -12,17 +10,8 @@ from fastapi.testclient import TestClient
 
 from backend.config import Settings
 from backend.main import create_app
-from tests.conftest import REPO_ROOT
+from tests.support.embedded import load_devservices, services_dir
 from tests.support.processes import free_port
-
-
-def load_devservices():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("devservices", REPO_ROOT / "scripts" / "devservices.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["devservices"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_healthz_is_ok_when_both_services_answer(client: TestClient) -> None:
@@ -34,10 +23,14 @@ def test_healthz_is_ok_when_both_services_answer(client: TestClient) -> None:
     assert body["database"]["detail"].startswith("PostgreSQL")
 
 
-def test_healthz_returns_503_while_postgres_is_down_and_recovers(redis_url: str, tmp_path: Path) -> None:
+def test_healthz_returns_503_while_postgres_is_down_and_recovers(redis_url: str) -> None:
     """A real second Postgres is started, stopped and started again under the same app."""
+    with services_dir() as state:
+        check_health_through_a_postgres_restart(state, redis_url)
+
+
+def check_health_through_a_postgres_restart(state: Path, redis_url: str) -> None:
     ds = load_devservices()
-    state = tmp_path / "pg-health"
     port = free_port()
     url = ds.pg_up(state, port, "health")
     app = create_app(Settings(environment="test", database_url=url, redis_url=redis_url))

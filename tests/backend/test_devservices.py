@@ -1,0 +1,92 @@
+"""scripts/devservices.py: the embedded Postgres and Valkey that `make demo` and `make test` use.
+
+Idempotent starts, recovery of killed servers, a clear refusal of a port another program holds,
+and nothing started for servers the user names in DATABASE_URL / REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import redis
+
+from tests.conftest import REPO_ROOT
+from tests.support.embedded import services_dir
+from tests.support.processes import free_port
+
+SCRIPT = str(REPO_ROOT / "scripts" / "devservices.py")
+
+
+def devservices(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    return subprocess.run(
+        [sys.executable, SCRIPT, *args], capture_output=True, text=True, env={**base, **(env or {})}
+    )
+
+
+def exported(output: str) -> dict[str, str]:
+    pairs = (
+        line.removeprefix("export ").split("=", 1)
+        for line in output.splitlines()
+        if line.startswith("export ")
+    )
+    return {k: v.strip("'") for k, v in pairs}
+
+
+def libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def test_up_is_idempotent_and_recovers_killed_servers() -> None:
+    with services_dir() as root:
+        state = str(root / "svc")
+        first = devservices("up", "--state", state, "--pg-port", "auto", "--redis-port", "auto")
+        assert first.returncode == 0, first.stderr
+        urls = exported(first.stdout)
+        again = devservices("up", "--state", state, "--pg-port", "auto", "--redis-port", "auto")
+        assert exported(again.stdout) == urls and "listening" not in again.stderr  # nothing restarted
+        pg_pid = int((root / "svc" / "pg" / "postmaster.pid").read_text().split()[0])
+        redis_pid = int((root / "svc" / "redis" / "redis.pid").read_text())
+        os.kill(pg_pid, signal.SIGKILL)
+        os.kill(redis_pid, signal.SIGKILL)
+        recovered = devservices("up", "--state", state, "--pg-port", "auto", "--redis-port", "auto")
+        assert recovered.returncode == 0, recovered.stderr
+        assert exported(recovered.stdout) == urls  # the remembered ports, not new ones
+        with psycopg.connect(libpq(urls["DATABASE_URL"]), connect_timeout=5) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert redis.Redis.from_url(urls["REDIS_URL"]).ping()
+        assert devservices("down", "--state", state).returncode == 0
+        assert devservices("status", "--state", state).returncode == 1
+
+
+def test_a_port_held_by_another_program_is_refused_with_a_clear_message() -> None:
+    with services_dir() as root, socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = devservices(
+            "up", "--state", str(root / "svc"), "--pg-port", str(port), "--redis-port", "auto"
+        )
+        assert result.returncode == 1
+        assert f"port {port}" in result.stderr and "taken by another program" in result.stderr
+        assert "DEV_PG_PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_servers_named_in_the_environment_are_used_and_nothing_is_started() -> None:
+    with services_dir() as root:
+        given = {
+            "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/theirs",
+            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/3",
+        }
+        result = devservices("up", "--state", str(root / "svc"), env=given)
+        assert result.returncode == 0, result.stderr
+        assert exported(result.stdout) == given
+        assert not (root / "svc" / "pg").exists() and not (root / "svc" / "redis").exists()
+        assert "starting nothing" in result.stderr
+        assert Path(root / "svc" / "state.json").exists()
