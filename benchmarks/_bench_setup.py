@@ -102,6 +102,21 @@ def model_flops_per_sequence(config_path: Path, length: int) -> float:
     return 3.0 * forward
 
 
+def shared_pair_flops(config_path: Path, first: int, second: int, prefix: int) -> float:
+    """Training FLOPs executed for one pair in the shared-prompt layout, where the ``prefix`` tokens
+    the two sequences share are computed once: F(first) + F(second) - F(prefix).
+
+    Exact under §4.2's convention: the dense term counts first + second - prefix tokens, and the
+    causal attention term counts the (query, key) pairs the block mask lets through, i.e. each
+    response over prefix + itself, with the prefix-over-prefix block once.
+    """
+    return (
+        model_flops_per_sequence(config_path, first)
+        + model_flops_per_sequence(config_path, second)
+        - model_flops_per_sequence(config_path, prefix)
+    )
+
+
 def non_embedding_parameters(config_path: Path) -> int:
     cfg = json.loads(config_path.read_text())
     d, layers, f, h = (

@@ -57,8 +57,19 @@ def _result(
     }
 
 
-def run_ours(model_dir: str, data_dir: str, steps: int, batch: int, lr: float, warmup: int) -> dict:
-    """Our reward stage (RewardModelTask + Trainer), exactly as ``python -m training reward`` runs it."""
+def logical_tokens(batch: dict) -> int:
+    """Non-pad tokens of the pairs' logical sequences prompt+chosen and prompt+rejected (the prompt
+    counted twice), whatever the layout: what TRL counts, and the data both frameworks consume."""
+    if "sequence_lengths" in batch:  # shared-prompt rows: (B, 2) logical lengths
+        return int(batch["sequence_lengths"].sum())
+    return int(batch["attention_mask"].sum())  # two rows per pair: the rows are the sequences
+
+
+def run_ours(
+    model_dir: str, data_dir: str, steps: int, batch: int, lr: float, warmup: int, shared_prompt: bool = True
+) -> dict:
+    """Our reward stage (RewardModelTask + Trainer), exactly as ``python -m training reward`` runs it
+    (``shared_prompt=False``: its two-row layout, for comparison)."""
     from training.algorithms.reward_model import RewardModelTask
     from training.config import RewardModelConfig
     from training.data import plan_epoch
@@ -66,12 +77,14 @@ def run_ours(model_dir: str, data_dir: str, steps: int, batch: int, lr: float, w
 
     stamps: list[float] = []
     tokens: list[int] = []
+    executed: list[int] = []
     losses: list[float] = []
     snaps: list[tuple[float, float, float]] = []
 
     class TimedTrainer(Trainer):
         def train_step(self, micro):  # type: ignore[no-untyped-def]
-            tokens.append(sum(int(b["attention_mask"].sum()) for b in micro))
+            tokens.append(sum(logical_tokens(b) for b in micro))
+            executed.append(sum(int(b["attention_mask"].sum()) for b in micro))  # the prompt once
             out = super().train_step(micro)
             stamps.append(time.perf_counter())
             snaps.append(cpu_snapshot())
@@ -97,16 +110,21 @@ def run_ours(model_dir: str, data_dir: str, steps: int, batch: int, lr: float, w
             resume="never",
             max_length=512,
             seed=0,
+            shared_prompt=shared_prompt,
         )
         trainer = TimedTrainer(RewardModelTask(config))
         trainer.run()
+        if trainer.task.shared_prompt != shared_prompt:
+            raise RuntimeError("the reward stage fell back to the two-row layout (see the log)")
         lengths = trainer.task.train_dataset.lengths
         order = [
             i
             for b in plan_epoch(lengths, batch, seed=0, epoch=0, group_size=config.length_group_size)
             for i in b
         ]
-    return _result(stamps, tokens, losses, warmup, snaps, order=order)
+    result = _result(stamps, tokens, losses, warmup, snaps, order=order)
+    result["executed_tokens_per_s"] = sum(executed[warmup:]) / result["timed_s"]
+    return result
 
 
 def run_trl(

@@ -2,23 +2,35 @@
 
 Same random tiny-model weights, the same pre-tokenized toy-world pairs, batch size, learning rate
 (constant, AdamW betas 0.9/0.95, clipping 1.0, fp32) and number of steps. Every run is a fresh
-subprocess, and the runs alternate (ours, TRL same order, TRL defaults; the order rotates each
-repetition); medians are reported. Variants:
+subprocess, and the runs alternate (the order rotates each repetition); medians are reported.
+Variants:
 
-* ``ours``: ``python -m training reward``'s code path, length-grouped batches (its default);
+* ``ours``: ``python -m training reward``'s code path with its defaults: length-grouped batches
+  and the shared-prompt layout (one row [prompt, chosen, rejected] per pair under a block-causal
+  mask, so the prompt is computed once; same scores, losses and gradients as two rows);
+* ``ours-two-row``: the same with ``shared_prompt=False`` (two rows per pair), to show what the
+  layout alone brings (tiny model only);
 * ``trl-same-order``: TRL fed exactly our batch order through a sequential sampler, so every
-  batch is identical: this is where the loss at step 1 (and after) must agree;
-* ``trl``: TRL as a user runs it (its shuffling sampler), with gradient checkpointing and bf16 off
-  like ours. ``reward_training_speedup_vs_trl`` is ours / this one in non-pad tokens per second.
+  batch holds the same pairs: this is where the loss at step 1 (and after) must agree, ours
+  computed in the shared layout, TRL's in its two rows;
+* ``trl``: TRL as a user runs it (its shuffling sampler, its own batching), with gradient
+  checkpointing and bf16 off like ours. ``reward_training_speedup_vs_trl`` is ours / this one.
+
+Tokens are counted the same way for every variant: the non-pad tokens of the pairs' logical
+sequences prompt+chosen and prompt+rejected, so the prompt counts twice on both sides. That is the
+work TRL does and the data both consume; ours computing the prompt once is the speed-up being
+measured, not a change of unit. (Our ``executed`` column counts the tokens ours actually ran.)
 
 The development machine is shared, so before every run the benchmark waits until the cores are
 idle, measures from /proc/stat how much CPU other processes took during the timed window, and
 reruns (up to 3 times) a run in which they took more than 10% of the cores; the table shows the
 worst remaining share and the reruns. Medians are over the kept runs.
 
-MFU = model FLOPs/s (6 x non-embedding params x tokens plus attention, §4.2) / the peak FP32
-matmul FLOP/s measured here with a large ``torch.mm``, for the tiny model and a ~10M-parameter
-one. The last line is ``reward_training_speedup_vs_trl=<ratio> reward_training_cpu_mfu=<10M MFU>``.
+MFU = model FLOPs/s / the peak FP32 matmul FLOP/s measured here with a large ``torch.mm``, for the
+tiny model and a ~10M-parameter one. Model FLOPs are those ours executes (§4.2: 6 x non-embedding
+params x tokens plus causal attention), with each pair's shared prompt counted once:
+F(chosen) + F(rejected) - F(prompt). The last line is
+``reward_training_speedup_vs_trl=<ratio> reward_training_cpu_mfu=<10M MFU>``.
 
 Usage: ``python benchmarks/reward_model_vs_trl.py [--reps 3] [--steps 120] [--workdir DIR]``.
 """
@@ -43,8 +55,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 def _worker(args: argparse.Namespace) -> None:
     from benchmarks import _bench_workers as w
 
-    if args.worker == "ours":
-        result = w.run_ours(args.model, args.data, args.steps, args.batch, args.lr, args.warmup)
+    if args.worker in ("ours", "ours-two-row"):
+        shared = args.worker == "ours"
+        result = w.run_ours(args.model, args.data, args.steps, args.batch, args.lr, args.warmup, shared)
     elif args.worker == "trl":
         result = w.run_trl(args.model, args.tokens, args.order, args.steps, args.batch, args.lr, args.warmup)
     else:
@@ -95,15 +108,22 @@ def _spawn(out: Path, *worker_args: str) -> dict:
 
 
 def _prepare(workdir: Path, spec_name: str, pairs: int, batch: int) -> dict:
+    import torch
+
     from benchmarks._bench_setup import SPECS, build_models, build_world, pretokenize
-    from training.data import plan_epoch
+    from training.data import common_prefix_length, plan_epoch
 
     data = build_world(workdir, pairs)
     paths = build_models(workdir, data, SPECS[spec_name])
     tokens = pretokenize(paths["ours"], data, workdir / f"{spec_name}_tokens.json")
     rows = json.loads(tokens.read_text())
-    lengths = [max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in rows]
-    order = [i for b in plan_epoch(lengths, batch, seed=0, epoch=0) for i in b]  # our Trainer's epoch-0 order
+    for row in rows:
+        row["prefix"] = common_prefix_length(
+            torch.tensor(row["chosen_ids"]), torch.tensor(row["rejected_ids"])
+        )
+    # Our Trainer's epoch-0 order: length grouping by the shared-prompt row's length.
+    lengths = [len(r["chosen_ids"]) + len(r["rejected_ids"]) - r["prefix"] for r in rows]
+    order = [i for b in plan_epoch(lengths, batch, seed=0, epoch=0) for i in b]
     order_file = workdir / f"{spec_name}_order.json"
     order_file.write_text(json.dumps(order))
     return {
@@ -117,22 +137,28 @@ def _prepare(workdir: Path, spec_name: str, pairs: int, batch: int) -> dict:
 
 
 def _flops(prep: dict, result: dict, batch: int, steps_skipped: int) -> float:
-    """Model FLOPs of the timed steps of a run that followed ``order``."""
-    from benchmarks._bench_setup import model_flops_per_sequence
+    """Model FLOPs executed in the timed steps of a shared-prompt run that followed ``order``."""
+    from benchmarks._bench_setup import shared_pair_flops
 
     config = prep["paths"]["ours"] / "config.json"
-    cache: dict[int, float] = {}
     total = 0.0
     for step in range(steps_skipped, result["steps"]):
         for i in prep["order"][step * batch : (step + 1) * batch]:
-            for ids in (prep["rows"][i]["chosen_ids"], prep["rows"][i]["rejected_ids"]):
-                n = len(ids)
-                cache.setdefault(n, model_flops_per_sequence(config, n))
-                total += cache[n]
+            row = prep["rows"][i]
+            total += shared_pair_flops(
+                config, len(row["chosen_ids"]), len(row["rejected_ids"]), row["prefix"]
+            )
     return total
 
 
-def _run_model(spec_name: str, args: argparse.Namespace, steps: int, batch: int, with_trl: bool) -> dict:
+def _run_model(
+    spec_name: str,
+    args: argparse.Namespace,
+    steps: int,
+    batch: int,
+    with_trl: bool,
+    with_two_row: bool = False,
+) -> dict:
     prep = _prepare(args.workdir, spec_name, args.pairs, batch)
     common = [
         "--steps",
@@ -144,9 +170,10 @@ def _run_model(spec_name: str, args: argparse.Namespace, steps: int, batch: int,
         "--warmup",
         str(args.warmup),
     ]
-    variants = {
-        "ours": ["--worker", "ours", "--model", str(prep["paths"]["ours"]), "--data", str(prep["data"])],
-    }
+    ours = ["--model", str(prep["paths"]["ours"]), "--data", str(prep["data"])]
+    variants = {"ours": ["--worker", "ours", *ours]}
+    if with_two_row:
+        variants["ours-two-row"] = ["--worker", "ours-two-row", *ours]
     if with_trl:
         trl = ["--worker", "trl", "--model", str(prep["paths"]["trl"]), "--tokens", str(prep["tokens"])]
         variants["trl-same-order"] = [*trl, "--order", str(prep["order_file"])]
@@ -177,15 +204,19 @@ def _report(spec_name: str, run: dict, peak: float, args: argparse.Namespace) ->
     results = run["results"]
     n_params = non_embedding_parameters(run["prep"]["paths"]["ours"] / "config.json")
     print(f"\n{spec_name} model: {n_params / 1e6:.2f}M non-embedding parameters, batch {run['batch']} pairs")
+    print("  tokens/s: non-pad tokens of prompt+chosen and prompt+rejected (the prompt twice), every variant")
     header = (
-        f"{'tokens/s (median)':>18}{'min':>10}{'max':>10}{'step-1 loss':>14}{'peak RSS MB':>13}"
-        f"{'other load':>12}{'reruns':>8}"
+        f"{'tokens/s (median)':>18}{'min':>10}{'max':>10}{'executed':>10}{'step-1 loss':>14}"
+        f"{'peak RSS MB':>13}{'other load':>12}{'reruns':>8}"
     )
     print(f"  {'variant':<16}{header}")
     for name, runs in results.items():
         toks = [r["tokens_per_s"] for r in runs]
+        executed = (
+            f"{_median(runs, 'executed_tokens_per_s'):.0f}" if "executed_tokens_per_s" in runs[0] else "-"
+        )
         print(
-            f"  {name:<16}{statistics.median(toks):>18.0f}{min(toks):>10.0f}{max(toks):>10.0f}"
+            f"  {name:<16}{statistics.median(toks):>18.0f}{min(toks):>10.0f}{max(toks):>10.0f}{executed:>10}"
             f"{runs[0]['step1_loss']:>14.6f}{_median(runs, 'peak_rss_mb'):>13.0f}"
             f"{max(r['other_load'] for r in runs):>12.2f}{sum(r['disturbed_tries'] for r in runs):>8d}"
         )
@@ -193,14 +224,21 @@ def _report(spec_name: str, run: dict, peak: float, args: argparse.Namespace) ->
     mfus = [_flops(run["prep"], r, run["batch"], args.warmup) / r["timed_s"] / peak for r in ours]
     out = {"mfu": statistics.median(mfus)}
     print(
-        f"  ours MFU (model FLOPs/s / measured matmul peak): median {out['mfu']:.3f} "
+        f"  ours MFU (executed model FLOPs/s, prompt once / measured matmul peak): median {out['mfu']:.3f} "
         f"(min {min(mfus):.3f}, max {max(mfus):.3f})"
     )
+    if "ours-two-row" in results:
+        out["layout_gain"] = _median(ours, "tokens_per_s") / _median(results["ours-two-row"], "tokens_per_s")
+        print(
+            "  shared-prompt layout vs two rows per pair (ours, both length-grouped): "
+            f"{out['layout_gain']:.2f}x"
+        )
     if "trl" in results:
         same = results["trl-same-order"][0]
         diffs = [abs(a - b) for a, b in zip(ours[0]["losses"], same["losses"], strict=False)]
         print(
-            f"  loss parity with identical batches: step 1 ours {ours[0]['step1_loss']:.6f} vs TRL "
+            f"  loss parity, same pairs per batch (ours shared layout, TRL two rows): step 1 ours "
+            f"{ours[0]['step1_loss']:.6f} vs TRL "
             f"{same['step1_loss']:.6f} (|diff| {diffs[0]:.2e}); "
             f"max |diff| over {len(diffs)} steps {max(diffs):.2e}"
         )
@@ -244,7 +282,7 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     _wait_for_quiet()
     peaks = [_spawn(args.workdir / "matmul_0.json", "--worker", "matmul")["peak_flops"]]
-    tiny = _run_model("tiny", args, args.steps, args.batch, with_trl=True)
+    tiny = _run_model("tiny", args, args.steps, args.batch, with_trl=True, with_two_row=True)
     big = _run_model("10m", args, args.steps_10m, args.batch_10m, with_trl=args.trl_10m)
     _wait_for_quiet()
     peaks.append(_spawn(args.workdir / "matmul_1.json", "--worker", "matmul")["peak_flops"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -70,9 +71,11 @@ def _score_config(cls, sft_model: Path, toy_world: Path, out: Path):
 
 @pytest.mark.slow
 def test_reward_model_ranks_held_out_pairs_at_90_percent_with_10_percent_label_noise(
-    tmp_path: Path, sft_model: Path, toy_world: Path
+    tmp_path: Path, sft_model: Path, toy_world: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="training.algorithms.score_training")
     summary = run_reward(_score_config(RewardModelConfig, sft_model, toy_world, tmp_path))
+    assert "one shared-prompt row each" in caplog.text  # the default layout
     assert summary["eval/accuracy"] >= 0.90, summary
     written = json.loads((tmp_path / "summary.json").read_text())
     assert written["eval/accuracy"] == pytest.approx(summary["eval/accuracy"])
@@ -82,9 +85,11 @@ def test_reward_model_ranks_held_out_pairs_at_90_percent_with_10_percent_label_n
 
 @pytest.mark.slow
 def test_cost_model_gets_the_safety_sign_right_on_95_percent_of_held_out_responses(
-    tmp_path: Path, sft_model: Path, toy_world: Path
+    tmp_path: Path, sft_model: Path, toy_world: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="training.algorithms.score_training")
     summary = run_cost(_score_config(CostModelConfig, sft_model, toy_world, tmp_path))
+    assert "one shared-prompt row each" in caplog.text  # the default layout
     assert summary["eval/accuracy_sign"] >= 0.95, summary
     written = json.loads((tmp_path / "summary.json").read_text())
     assert {"eval/accuracy", "eval/accuracy_sign", "eval/cost_mean", "train/accuracy_sign"} <= set(written)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -23,7 +22,11 @@ from training.algorithms.losses import (
 )
 from training.algorithms.score_training import ScoreModelTask
 from training.config import CostModelConfig
-from training.data import SafetyPreferenceCollator, SafetyPreferenceDataset
+from training.data import (
+    SafetyPreferenceCollator,
+    SafetyPreferenceDataset,
+    SharedPromptSafetyPreferenceCollator,
+)
 from training.engine.reporting import plot_score_histogram
 from training.engine.task import Batch
 from training.engine.trainer import Trainer
@@ -33,12 +36,9 @@ class CostModelTask(ScoreModelTask):
     stage = "cost"
     score_type = "cost"
 
-    def make_datasets(self, tokenizer: Any) -> None:
-        cfg = self.config
-        self.train_dataset = SafetyPreferenceDataset(cfg.train_data, tokenizer, cfg.max_length)
-        if cfg.eval_data:
-            self.eval_dataset = SafetyPreferenceDataset(cfg.eval_data, tokenizer, cfg.max_length)
-        self.collate = SafetyPreferenceCollator(tokenizer.pad_token_id)
+    dataset_cls = SafetyPreferenceDataset
+    two_row_collator = SafetyPreferenceCollator
+    shared_prompt_collator = SharedPromptSafetyPreferenceCollator
 
     def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out, end = self.end_scores(model, batch)  # end: (2B,) costs, rows [0, B) safer
@@ -46,7 +46,7 @@ class CostModelTask(ScoreModelTask):
         safer, unsafer = end[:half], end[half:]  # (B,), (B,)
         is_safe = batch["is_safe"]  # (2B,)
         eta = self.config.regularization
-        if self.config.loss_type == "token-wise":
+        if self.config.loss_type == "token-wise":  # always two rows per pair (score_layout)
             scores = out.scores.squeeze(-1)  # (2B, L)
             ids, ends = batch["input_ids"], out.end_index
             span = diverging_span_mask(ids[:half], ids[half:], ends[:half], ends[half:])  # (B, L)

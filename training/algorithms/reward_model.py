@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -22,7 +21,7 @@ from training.algorithms.losses import (
 )
 from training.algorithms.score_training import ScoreModelTask
 from training.config import RewardModelConfig
-from training.data import PreferenceCollator, PreferenceDataset
+from training.data import PreferenceCollator, PreferenceDataset, SharedPromptPreferenceCollator
 from training.engine.reporting import plot_score_histogram
 from training.engine.task import Batch
 from training.engine.trainer import Trainer
@@ -32,19 +31,16 @@ class RewardModelTask(ScoreModelTask):
     stage = "reward"
     score_type = "reward"
 
-    def make_datasets(self, tokenizer: Any) -> None:
-        cfg = self.config
-        self.train_dataset = PreferenceDataset(cfg.train_data, tokenizer, cfg.max_length)
-        if cfg.eval_data:
-            self.eval_dataset = PreferenceDataset(cfg.eval_data, tokenizer, cfg.max_length)
-        self.collate = PreferenceCollator(tokenizer.pad_token_id)
+    dataset_cls = PreferenceDataset
+    two_row_collator = PreferenceCollator
+    shared_prompt_collator = SharedPromptPreferenceCollator
 
     def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out, end = self.end_scores(model, batch)  # end: (2B,)
         half = end.shape[0] // 2
         better, worse = end[:half], end[half:]  # (B,), (B,)
         eta = self.config.regularization
-        if self.config.loss_type == "token-wise":
+        if self.config.loss_type == "token-wise":  # always two rows per pair (score_layout)
             scores = out.scores.squeeze(-1)  # (2B, L)
             ids, ends = batch["input_ids"], out.end_index
             span = diverging_span_mask(ids[:half], ids[half:], ends[:half], ends[half:])  # (B, L)

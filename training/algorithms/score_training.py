@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from training.algorithms.score_layout import config_reason, model_reason
 from training.config import ScoreModelConfig
 from training.engine.distributed import all_gather_cat
 from training.engine.task import Batch, Task
@@ -21,19 +23,47 @@ from training.models import (
 )
 from training.models.normalizer import ScoreType
 
+logger = logging.getLogger(__name__)
+
 
 class ScoreModelTask(Task):
-    """Pairs in one (2B, L) right-padded batch -> one forward pass -> end scores (2B,)."""
+    """B pairs -> one forward pass -> end scores (2B,): first responses, then second ones.
+
+    The pairs are one (B, L) batch of shared-prompt rows (the default) or one (2B, L) batch of
+    two rows per pair (``training.algorithms.score_layout`` says which, and why).
+    """
 
     score_type: ScoreType
+    dataset_cls: Callable[[str, Any, int], Any]  # (path, tokenizer, max_length) -> a pair dataset
+    two_row_collator: Callable[[int], Callable[[list[Any]], Batch]]  # pad id -> collator
+    shared_prompt_collator: Callable[[int], Callable[[list[Any]], Batch]]
 
     def __init__(self, config: ScoreModelConfig) -> None:
         self.config = config
         self.eval_dataset = None
         self.last_eval: dict[str, torch.Tensor] = {}
+        self.shared_prompt = False
 
     def make_datasets(self, tokenizer: Any) -> None:
-        raise NotImplementedError
+        cfg = self.config
+        self.train_dataset = self.dataset_cls(cfg.train_data, tokenizer, cfg.max_length)
+        if cfg.eval_data:
+            self.eval_dataset = self.dataset_cls(cfg.eval_data, tokenizer, cfg.max_length)
+        reason = config_reason(cfg)
+        self.use_layout(shared_prompt=reason is None, reason=reason)
+
+    def use_layout(self, *, shared_prompt: bool, reason: str | None = None) -> None:
+        """Collate pairs (and group them by length) in the shared-prompt or the two-row layout."""
+        self.shared_prompt = shared_prompt
+        make = self.shared_prompt_collator if shared_prompt else self.two_row_collator
+        self.collate = make(self.tokenizer.pad_token_id)
+        for dataset in (self.train_dataset, self.eval_dataset):
+            if dataset is not None:
+                dataset.use_shared_prompt(shared_prompt)
+        if shared_prompt:
+            logger.info("pairs run as one shared-prompt row each (the prompt is computed once)")
+        else:
+            logger.warning("pairs run as two rows each: %s", reason)
 
     def setup(self) -> dict[str, float]:
         cfg = self.config
@@ -62,12 +92,27 @@ class ScoreModelTask(Task):
             trust_remote_code=cfg.trust_remote_code,
         )
         resize_embeddings_mean(model.backbone, self.tokenizer)
+        if self.shared_prompt:
+            reason = model_reason(model, cfg.max_length)
+            if reason is not None:
+                self.use_layout(shared_prompt=False, reason=reason)
         return model
 
     def end_scores(self, model: nn.Module, batch: Batch) -> tuple[Any, torch.Tensor]:
-        """Forward all 2B rows at once; returns the output and end scores (2B,)."""
-        out = model(batch["input_ids"], batch["attention_mask"], right_padded=True)
-        return out, out.end_scores.squeeze(-1)
+        """One forward pass over the batch; returns the output and the end scores (2B,), first
+        responses then second ones, in either layout."""
+        if "segment_ids" not in batch:
+            out = model(batch["input_ids"], batch["attention_mask"], right_padded=True)
+            return out, out.end_scores.squeeze(-1)
+        out = model(
+            batch["input_ids"],
+            batch["attention_mask"],
+            segment_ids=batch["segment_ids"],
+            position_ids=batch["position_ids"],
+            end_index=batch["end_index"],
+        )
+        end = out.end_scores.squeeze(-1)  # (B, 2)
+        return out, end.t().reshape(-1)  # (2B,)
 
     def gather_eval(self, model: nn.Module, batches: Iterable[Batch], flag: str | None = None) -> dict:
         """Eval end scores of every pair from every rank: ``first``/``second`` (N,), and for a

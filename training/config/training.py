@@ -114,6 +114,12 @@ class ScoreModelConfig(TrainingConfig):
     normalizer_type: NormalizerType = opt("ExponentialMovingAverage", "running statistics of end scores")
     normalizer_momentum: float = opt(0.9, "momentum of the exponential-moving-average normalizer")
     normalize_score_during_training: bool = opt(False, "apply the normalizer to scores while training")
+    shared_prompt: bool = opt(
+        True,
+        "run each pair as one row [prompt, first, second] under a block-causal mask, so the prompt "
+        "is computed once (same scores and losses as two rows); falls back to two rows, with the "
+        "reason logged, for the token-wise loss and for backbones that cannot take a 4D mask",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -1,5 +1,5 @@
-"""Data: PKU-SafeRLHF readers (v0/v1, JSONL/Parquet), the prompt template, datasets, collators and
-length-aware batching (SAFE_RLHF_SPEC.md §1)."""
+"""Data: PKU-SafeRLHF readers (v0/v1, JSONL/Parquet), the prompt template, datasets, collators (the
+two-row and the shared-prompt layout of pairs) and length-aware batching (SAFE_RLHF_SPEC.md §1)."""
 
 from training.data.batching import padding_fraction, plan_epoch
 from training.data.collators import (
@@ -20,6 +20,12 @@ from training.data.datasets import (
 )
 from training.data.filtering import FilterReport, filter_records, is_inconsistent
 from training.data.records import PreferenceRecord, preference_record, read_rows
+from training.data.shared_prompt import (
+    SharedPromptPreferenceCollator,
+    SharedPromptSafetyPreferenceCollator,
+    common_prefix_length,
+    shared_prompt_batch,
+)
 from training.data.template import PROMPT_ASSISTANT, PROMPT_BEGIN, PROMPT_INPUT, PROMPT_USER, format_prompt
 
 __all__ = [
@@ -36,8 +42,11 @@ __all__ = [
     "PromptOnlyDataset",
     "SafetyPreferenceCollator",
     "SafetyPreferenceDataset",
+    "SharedPromptPreferenceCollator",
+    "SharedPromptSafetyPreferenceCollator",
     "SupervisedCollator",
     "SupervisedDataset",
+    "common_prefix_length",
     "filter_records",
     "format_prompt",
     "is_inconsistent",
@@ -47,5 +56,6 @@ __all__ = [
     "plan_epoch",
     "preference_record",
     "read_rows",
+    "shared_prompt_batch",
     "tokenize",
 ]

@@ -24,6 +24,7 @@ from training.data.records import (
     read_rows,
     supervised_fields,
 )
+from training.data.shared_prompt import common_prefix_length, shared_row_length
 from training.data.template import format_prompt
 from training.errors import DataError
 
@@ -137,7 +138,19 @@ class _PairDataset(Dataset):
         self.records = [records[i] for i in keep]
         self.first = [first_ids[i] for i in keep]
         self.second = [second_ids[i] for i in keep]
-        self.lengths = [max(len(a), len(b)) for a, b in zip(self.first, self.second, strict=True)]
+        pairs = list(zip(self.first, self.second, strict=True))
+        self.prefix_lengths = [common_prefix_length(a, b) for a, b in pairs]
+        # Length grouping sorts by the row the collator builds: the longer of the two rows in the
+        # two-row layout, the pair's one row in the shared-prompt layout (``use_shared_prompt``).
+        self.two_row_lengths = [max(len(a), len(b)) for a, b in pairs]
+        self.shared_lengths = [
+            shared_row_length(a, b, p) for (a, b), p in zip(pairs, self.prefix_lengths, strict=True)
+        ]
+        self.lengths = self.two_row_lengths
+
+    def use_shared_prompt(self, shared: bool) -> None:
+        """Batch by the lengths of the layout the pairs are collated in (see ``lengths``)."""
+        self.lengths = self.shared_lengths if shared else self.two_row_lengths
 
     def _order(self, record: PreferenceRecord) -> tuple[str, str]:
         raise NotImplementedError
@@ -153,7 +166,11 @@ class PreferenceDataset(_PairDataset):
         return (record.answer, record.other_answer) if record.better else (record.other_answer, record.answer)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"better_input_ids": self.first[index], "worse_input_ids": self.second[index]}
+        return {
+            "better_input_ids": self.first[index],
+            "worse_input_ids": self.second[index],
+            "prefix_length": self.prefix_lengths[index],
+        }
 
 
 class SafetyPreferenceDataset(_PairDataset):
@@ -180,6 +197,7 @@ class SafetyPreferenceDataset(_PairDataset):
             "unsafer_input_ids": self.second[index],
             "is_safer_safe": bool(safer_safe),
             "is_unsafer_safe": bool(unsafer_safe),
+            "prefix_length": self.prefix_lengths[index],
         }
 
 

@@ -4,6 +4,10 @@ Used as reward model, cost model and critic. The sequence score is the score at 
 attended token** (``end_index``: the last position where ``attention_mask`` is 1), which works for
 left and right padding; critics use the per-token ``scores``.
 
+Given ``segment_ids``, ``position_ids`` and ``end_index``, the forward pass runs the shared-prompt
+layout of preference pairs (``training.data.shared_prompt``): one row [prompt, first, second] per
+pair under a block-causal 4D mask, and end scores at each response's own last token, (B, 2, D).
+
 On disk (``save_pretrained``): the backbone in plain HF layout (config.json + safetensors, loadable
 with ``AutoModel``), ``score_head.safetensors`` and the score settings plus normalizer statistics
 under ``config.json["score_model"]``.
@@ -18,12 +22,16 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from training.models.normalizer import Normalizer, NormalizerType, ScoreType
+from training.models.shared_prompt import backbone_attention_mask, block_attention_mask
 
 SCORE_HEAD_FILE = "score_head.safetensors"
 
 
 @dataclass
 class ScoreOutput:
+    """Shapes with one end per row; a shared-prompt forward has K = 2 ends per row: end_scores
+    (B, K, D), end_last_hidden_state (B, K, H), end_index (B, K)."""
+
     scores: torch.Tensor  # (B, L, D) fp32, score at every position
     end_scores: torch.Tensor  # (B, D) fp32, score at the last attended token
     last_hidden_state: torch.Tensor  # (B, L, H)
@@ -80,7 +88,15 @@ class ScoreModel(nn.Module):
         attention_mask: torch.Tensor,  # (B, L)
         *,
         right_padded: bool | None = None,
+        segment_ids: torch.Tensor | None = None,  # (B, L) shared-prompt layout only
+        position_ids: torch.Tensor | None = None,  # (B, L) shared-prompt layout only
+        end_index: torch.Tensor | None = None,  # (B, K) shared-prompt layout only
     ) -> ScoreOutput:
+        if segment_ids is not None:
+            if position_ids is None or end_index is None:
+                raise ValueError("the shared-prompt layout needs position_ids and end_index")
+            hidden = self._shared_prompt_hidden(input_ids, segment_ids, position_ids)
+            return self._score(hidden, end_index)
         if right_padded is None:
             right_padded = is_right_padded(attention_mask)
         if right_padded:
@@ -95,12 +111,30 @@ class ScoreModel(nn.Module):
                 position_ids=position_ids_from_mask(attention_mask),
                 use_cache=False,
             )
-        hidden = out.last_hidden_state  # (B, L, H)
+        return self._score(out.last_hidden_state, end_index_of(attention_mask))
+
+    def _shared_prompt_hidden(
+        self, input_ids: torch.Tensor, segment_ids: torch.Tensor, position_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """Last hidden states (B, L, H) of shared-prompt rows under their block-causal mask."""
+        embeddings = self.backbone.get_input_embeddings().weight
+        mask = backbone_attention_mask(
+            block_attention_mask(segment_ids),
+            self.backbone.config._attn_implementation,
+            embeddings.dtype,
+        )  # (B, 1, L, L)
+        out = self.backbone(
+            input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False
+        )
+        return out.last_hidden_state
+
+    def _score(self, hidden: torch.Tensor, end_index: torch.Tensor) -> ScoreOutput:
+        """Scores at every position and at ``end_index`` (B,) or (B, K); updates the normalizer."""
         scores = self.score_head(hidden).float()  # (B, L, D)
-        end_index = end_index_of(attention_mask)  # (B,)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        end_hidden = hidden[rows, end_index]  # (B, H)
-        end_scores = scores[rows, end_index]  # (B, D)
+        rows = rows if end_index.dim() == 1 else rows[:, None]  # broadcasts against (B, K)
+        end_hidden = hidden[rows, end_index]  # (B, H) or (B, K, H)
+        end_scores = scores[rows, end_index]  # (B, D) or (B, K, D)
         if self.training:
             self.normalizer.update(end_scores)
         if self.do_normalize:
