@@ -6,24 +6,29 @@ fails when a route has none (tests/backend/test_rbac_matrix.py).
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from backend.api.principal import (
+    ROLE_SCOPES,
+    Policy,
+    Principal,
+    authorize,
+    principal_from_session,
+    principal_from_token,
+)
 from backend.config import Settings, get_settings
-from backend.db.base import utcnow
-from backend.db.models import ApiToken, User, UserSession
 from backend.db.session import get_sessionmaker
 from backend.domain.enums import TokenScope, UserRole
 from backend.domain.errors import Forbidden, NotAuthenticated
-from backend.services.sessions import resolve_session, sha256_hex
+from backend.services.sessions import resolve_session
+
+__all__ = ["ROLE_SCOPES", "Policy", "Principal", "require", "public", "optional_principal"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -57,49 +62,6 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 DbDep = Annotated[Session, Depends(get_db)]
 
-ROLE_SCOPES: dict[UserRole, frozenset[TokenScope]] = {
-    UserRole.annotator: frozenset({TokenScope.annotate}),
-    UserRole.reviewer: frozenset({TokenScope.annotate, TokenScope.read}),
-    UserRole.admin: frozenset({TokenScope.annotate, TokenScope.read, TokenScope.admin}),
-}
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller. `scopes` is the token's scopes narrowed to what the role allows."""
-
-    user: User
-    via: str  # "session" or "token"
-    scopes: frozenset[TokenScope]
-    session_record: UserSession | None = field(default=None, compare=False)
-
-    @property
-    def role(self) -> UserRole:
-        return self.user.role
-
-
-def _principal_from_token(db: Session, raw: str) -> Principal | None:
-    # Token and owner in one query: this runs on every API call.
-    row = db.execute(
-        select(ApiToken, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == sha256_hex(raw))
-    ).first()
-    now = utcnow()
-    if row is None:
-        return None
-    token, user = row
-    if token.revoked_at is not None or not user.is_active:
-        return None
-    if token.expires_at is not None and token.expires_at <= now:
-        return None
-    if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
-        db.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
-        db.commit()
-    allowed = ROLE_SCOPES[user.role]
-    scopes = frozenset(TokenScope(s) for s in token.scopes if s in TokenScope.__members__) & allowed
-    return Principal(user=user, via="token", scopes=scopes)
-
 
 def optional_principal(request: Request, db: DbDep, settings: SettingsDep) -> Principal | None:
     cached = getattr(request.state, "principal", None)
@@ -108,16 +70,14 @@ def optional_principal(request: Request, db: DbDep, settings: SettingsDep) -> Pr
     principal: Principal | None = None
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        principal = _principal_from_token(db, auth[7:].strip())
+        principal = principal_from_token(db, auth[7:].strip())
         if principal is None:
             raise NotAuthenticated("the API token is invalid, expired or revoked", code="bad_token")
     else:
         cookie = request.cookies.get(session_cookie_name(settings))
         record = resolve_session(session=db, settings=settings, cookie_value=cookie) if cookie else None
         if record is not None:
-            principal = Principal(
-                user=record.user, via="session", scopes=ROLE_SCOPES[record.user.role], session_record=record
-            )
+            principal = principal_from_session(record)
     request.state.principal = principal
     return principal
 
@@ -145,30 +105,15 @@ async def check_csrf(request: Request, principal: Principal) -> None:
         raise Forbidden("missing or wrong CSRF token; reload the page and try again", code="csrf_failed")
 
 
-@dataclass(frozen=True)
-class Policy:
-    """Who may call a route. `public` routes need no login; others need one of `roles`, and
-    token callers also need `scope`."""
-
-    public: bool = False
-    roles: frozenset[UserRole] = frozenset()
-    scope: TokenScope | None = None
-
-
 def require(*roles: UserRole, scope: TokenScope | None = None) -> Callable[..., object]:
     policy = Policy(roles=frozenset(roles), scope=scope)
 
     async def dependency(
         request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]
     ) -> Principal:
-        if principal is None:
-            raise NotAuthenticated("log in first", code="not_authenticated")
-        if principal.role not in policy.roles:
-            raise Forbidden("your role may not do this", code="forbidden")
-        if principal.via == "token" and policy.scope is not None and policy.scope not in principal.scopes:
-            raise Forbidden(f"this API token lacks the '{policy.scope}' scope", code="missing_scope")
-        await check_csrf(request, principal)
-        return principal
+        allowed = authorize(principal, policy)
+        await check_csrf(request, allowed)
+        return allowed
 
     dependency.policy = policy  # type: ignore[attr-defined]
     return dependency

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from backend.db.models import User
+from backend.domain.caller import Caller
 from backend.domain.enums import Choice, ShownOrder
 from backend.domain.errors import NotFound
 from backend.domain.labels import (
@@ -73,7 +73,7 @@ def shown_from_row(row: Any) -> ShownAnswer:
     )
 
 
-def get_own_annotation(*, session: Session, user: User, annotation_id: int) -> SubmittedAnnotation:
+def get_own_annotation(*, session: Session, user: Caller, annotation_id: int) -> SubmittedAnnotation:
     row = session.execute(ANNOTATION_SQL, {"annotation_id": annotation_id, "user_id": user.id}).first()
     if row is None:
         raise NotFound(f"annotation {annotation_id} not found")
@@ -81,7 +81,7 @@ def get_own_annotation(*, session: Session, user: User, annotation_id: int) -> S
 
 
 def list_own_annotations(
-    *, session: Session, user: User, project_id: int | None, after_id: int, limit: int
+    *, session: Session, user: Caller, project_id: int | None, after_id: int, limit: int
 ) -> list[SubmittedAnnotation]:
     query = ANNOTATION_SQL.text.replace(
         "WHERE x.id = :annotation_id AND x.annotator_id = :user_id",

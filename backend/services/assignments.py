@@ -23,22 +23,24 @@ import datetime as dt
 import random
 import uuid
 from dataclasses import dataclass
+from typing import Any, LiteralString, NamedTuple
 
+import psycopg
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.db.models import User
+from backend.db import raw
+from backend.domain.caller import Caller
 from backend.domain.enums import AssignmentState, ShownOrder, UserRole
 from backend.domain.errors import Conflict, NotFound
 
 CLAIM_ATTEMPTS = 3
 
-CLAIM_SQL_TEMPLATE = """
+CLAIM_SQL_TEMPLATE: LiteralString = """
 WITH cand AS (
     SELECT c.id, c.submitted_count, c.active_count, c.overlap_target
     FROM comparison c
-    WHERE c.project_id = :project_id AND c.status = 'open' AND c.is_gold = :gold
+    WHERE c.project_id = %(project_id)s AND c.status = 'open' AND c.is_gold = %(gold)s
       AND c.submitted_count < c.overlap_target
       AND (c.submitted_count + c.active_count < c.overlap_target
            OR c.submitted_count + c.active_count - (
@@ -46,7 +48,7 @@ WITH cand AS (
                 WHERE s.comparison_id = c.id AND s.state = 'active' AND s.expires_at <= now()
               ) < c.overlap_target)
       AND NOT EXISTS (
-            SELECT 1 FROM assignment mine WHERE mine.comparison_id = c.id AND mine.annotator_id = :user_id)
+            SELECT 1 FROM assignment mine WHERE mine.comparison_id = c.id AND mine.annotator_id = %(user_id)s)
     ORDER BY c.priority DESC, c.id
     LIMIT 1
     FOR UPDATE OF c {lock_mode}
@@ -73,8 +75,8 @@ bump AS (
 ins AS (
     INSERT INTO assignment
         (comparison_id, annotator_id, project_id, lease_token, leased_at, expires_at, state, shown_order)
-    SELECT bump.id, :user_id, :project_id, :token, now(), now() + make_interval(secs => :lease_seconds),
-           'active', CAST(:shown_order AS shown_order)
+    SELECT bump.id, %(user_id)s, %(project_id)s, %(token)s, now(),
+           now() + make_interval(secs => %(lease_seconds)s), 'active', CAST(%(shown_order)s AS shown_order)
     FROM bump WHERE bump.granted
     RETURNING id, comparison_id, lease_token, leased_at, expires_at, shown_order
 )
@@ -89,27 +91,26 @@ JOIN response rb ON rb.id = bump.response_b_id
 # Concurrent claimers skip rows another one holds. When the pool still has candidates but every
 # one was locked, the last attempt waits for a lock instead, so a busy pool is never reported as
 # empty (Label Studio #4190's "no more tasks" while tasks were merely locked).
-CLAIM_SQL = text(CLAIM_SQL_TEMPLATE.format(lock_mode="SKIP LOCKED"))
-CLAIM_SQL_WAITING = text(CLAIM_SQL_TEMPLATE.format(lock_mode=""))
+CLAIM_SQL = CLAIM_SQL_TEMPLATE.format(lock_mode="SKIP LOCKED")
+CLAIM_SQL_WAITING = CLAIM_SQL_TEMPLATE.format(lock_mode="")
 
 # Project policy, membership and the caller's live lease (with its texts) in one round trip.
-CONTEXT_SQL = text(
-    """
+CONTEXT_SQL: LiteralString = """
 SELECT p.gold_rate, p.lease_seconds,
-       EXISTS (SELECT 1 FROM project_member m WHERE m.project_id = p.id AND m.user_id = :user_id) AS member,
+       EXISTS (SELECT 1 FROM project_member m
+               WHERE m.project_id = p.id AND m.user_id = %(user_id)s) AS member,
        a.id, a.comparison_id, a.lease_token, a.leased_at, a.expires_at, a.shown_order,
        a.expires_at <= now() AS expired,
        c.status = 'open' AND c.submitted_count < c.overlap_target AS acceptable,
        pr.text AS prompt, ra.text AS text_a, rb.text AS text_b
 FROM project p
-LEFT JOIN assignment a ON a.project_id = p.id AND a.annotator_id = :user_id AND a.state = 'active'
+LEFT JOIN assignment a ON a.project_id = p.id AND a.annotator_id = %(user_id)s AND a.state = 'active'
 LEFT JOIN comparison c ON c.id = a.comparison_id
 LEFT JOIN prompt pr ON pr.id = c.prompt_id
 LEFT JOIN response ra ON ra.id = c.response_a_id
 LEFT JOIN response rb ON rb.id = c.response_b_id
-WHERE p.id = :project_id
+WHERE p.id = %(project_id)s
 """
-)
 
 TASK_SQL = text(
     """
@@ -160,18 +161,55 @@ def _task(row: object, project_id: int, state: AssignmentState = AssignmentState
     )
 
 
+class Context(NamedTuple):
+    """A row of CONTEXT_SQL: the project's policy, membership, and the caller's live lease."""
+
+    gold_rate: float
+    lease_seconds: int
+    member: bool
+    id: int | None
+    comparison_id: int | None
+    lease_token: str | None
+    leased_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    shown_order: str | None
+    expired: bool | None
+    acceptable: bool | None
+    prompt: str | None
+    text_a: str | None
+    text_b: str | None
+
+
+class Leased(NamedTuple):
+    """A row of CLAIM_SQL: the lease just granted, with the texts to show."""
+
+    id: int
+    comparison_id: int
+    lease_token: str
+    leased_at: dt.datetime
+    expires_at: dt.datetime
+    shown_order: str
+    prompt: str
+    text_a: str
+    text_b: str
+
+
 def claim_next(
-    *, session: Session, user: User, project_id: int, rng: random.Random | None = None
+    *, session: Session, user: Caller, project_id: int, rng: random.Random | None = None
 ) -> Task | None:
     """The caller's live lease in this project, or a new one; None when no work is left for them."""
     rng = rng or random.SystemRandom()
-    ctx = session.connection().execute(CONTEXT_SQL, {"user_id": user.id, "project_id": project_id}).first()
-    if ctx is None or not (ctx.member or user.role is UserRole.admin):
-        session.rollback()
+    found = raw.fetch_one(raw.driver(session), CONTEXT_SQL, {"user_id": user.id, "project_id": project_id})
+    if found is None:
+        raw.end_read_only(session)
+        raise NotFound(f"project {project_id} not found")
+    ctx = Context._make(found)
+    if not (ctx.member or user.role is UserRole.admin):
+        raw.end_read_only(session)
         raise NotFound(f"project {project_id} not found")
     if ctx.id is not None:
         if not ctx.expired and ctx.acceptable:
-            session.commit()
+            raw.end_read_only(session)
             return _task(ctx, project_id)
         resumed = _revalidate_own_lease(session, user=user, ctx=ctx, project_id=project_id)
         if resumed is not None:
@@ -189,27 +227,27 @@ def claim_next(
 
 
 def _claim_from_pool(
-    session: Session, *, user: User, project_id: int, gold: bool, ctx: object, rng: random.Random
+    session: Session, *, user: Caller, project_id: int, gold: bool, ctx: Context, rng: random.Random
 ) -> Task | None:
     for attempt in range(CLAIM_ATTEMPTS):
         statement = CLAIM_SQL if attempt < CLAIM_ATTEMPTS - 1 else CLAIM_SQL_WAITING
-        params = {
+        params: dict[str, Any] = {
             "project_id": project_id,
             "user_id": user.id,
             "gold": gold,
             "token": str(uuid.uuid4()),
-            "lease_seconds": int(ctx.lease_seconds),  # type: ignore[attr-defined]
+            "lease_seconds": int(ctx.lease_seconds),
             "shown_order": rng.choice((ShownOrder.ab.value, ShownOrder.ba.value)),
         }
         try:
-            row = session.connection().execute(statement, params).first()
-        except IntegrityError:
+            row = raw.fetch_one(raw.driver(session), statement, params)
+        except psycopg.IntegrityError:
             # The same annotator claimed concurrently (another tab or client): theirs stands.
             session.rollback()
             return get_task(session=session, user=user, project_id=project_id)
         if row is not None:
             session.commit()
-            return _task(row, project_id)
+            return _task(Leased._make(row), project_id)
         if not _had_candidate(session, project_id=project_id, user_id=user.id, gold=gold):
             return None
     return None
@@ -228,11 +266,11 @@ def _had_candidate(session: Session, *, project_id: int, user_id: int, gold: boo
     return found is not None
 
 
-def _revalidate_own_lease(session: Session, *, user: User, ctx: object, project_id: int) -> Task | None:
+def _revalidate_own_lease(session: Session, *, user: Caller, ctx: Context, project_id: int) -> Task | None:
     """The caller's lease ran out or its comparison filled up: renew it if nobody needed the slot,
     release it otherwise. Locks the comparison first (see the module docstring)."""
-    comparison_id = ctx.comparison_id  # type: ignore[attr-defined]
-    assignment_id = ctx.id  # type: ignore[attr-defined]
+    comparison_id, assignment_id = ctx.comparison_id, ctx.id
+    assert comparison_id is not None and assignment_id is not None  # the caller holds this lease
     comp = session.execute(
         text(
             "SELECT status = 'open' AND submitted_count < overlap_target AS acceptable "
@@ -247,7 +285,7 @@ def _revalidate_own_lease(session: Session, *, user: User, ctx: object, project_
     if comp.acceptable:
         session.execute(
             text("UPDATE assignment SET expires_at = now() + make_interval(secs => :s) WHERE id = :a"),
-            {"s": int(ctx.lease_seconds), "a": assignment_id},  # type: ignore[attr-defined]
+            {"s": int(ctx.lease_seconds), "a": assignment_id},
         )
         session.commit()
         return get_task(session=session, user=user, project_id=project_id)
@@ -267,7 +305,7 @@ def release_lease(session: Session, *, assignment_id: int, comparison_id: int, s
     )
 
 
-def get_task(*, session: Session, user: User, project_id: int) -> Task | None:
+def get_task(*, session: Session, user: Caller, project_id: int) -> Task | None:
     """The caller's live lease in a project, without claiming anything."""
     row = session.execute(
         text(
@@ -282,7 +320,7 @@ def get_task(*, session: Session, user: User, project_id: int) -> Task | None:
     return None if row is None else _task(row, project_id)
 
 
-def get_assignment(*, session: Session, user: User, assignment_id: int) -> Task:
+def get_assignment(*, session: Session, user: Caller, assignment_id: int) -> Task:
     """One of the caller's own assignments (any state). Other people's are 'not found'."""
     row = session.execute(TASK_SQL, {"assignment_id": assignment_id, "user_id": user.id}).first()
     if row is None:
@@ -290,7 +328,7 @@ def get_assignment(*, session: Session, user: User, assignment_id: int) -> Task:
     return _task(row, row.project_id, AssignmentState(row.state))
 
 
-def skip_assignment(*, session: Session, user: User, assignment_id: int) -> Task:
+def skip_assignment(*, session: Session, user: Caller, assignment_id: int) -> Task:
     """Give the comparison back to the pool; this annotator will not be offered it again.
     Skipping twice is harmless; skipping a submitted one is a conflict."""
     row = session.execute(

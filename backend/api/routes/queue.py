@@ -50,7 +50,7 @@ def required_key(idempotency_key: str | None) -> str:
     summary="Claim the next comparison (or resume the one you hold) under a lease",
 )
 def claim(project_id: int, db: DbDep, principal: Annotator) -> Response:
-    task = claim_next(session=db, user=principal.user, project_id=project_id)
+    task = claim_next(session=db, user=principal.caller, project_id=project_id)
     if task is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     # Serialised here once; response_model above still documents the shape.
@@ -59,7 +59,7 @@ def claim(project_id: int, db: DbDep, principal: Annotator) -> Response:
 
 @router.get("/assignments/{assignment_id}", response_model=TaskRead, summary="One of your assignments")
 def read_assignment(assignment_id: int, db: DbDep, principal: Annotator) -> TaskRead:
-    return task_read(get_assignment(session=db, user=principal.user, assignment_id=assignment_id))
+    return task_read(get_assignment(session=db, user=principal.caller, assignment_id=assignment_id))
 
 
 @router.post(
@@ -68,7 +68,7 @@ def read_assignment(assignment_id: int, db: DbDep, principal: Annotator) -> Task
     summary="Give the comparison back to the pool; you will not be offered it again",
 )
 def skip(assignment_id: int, db: DbDep, principal: Annotator) -> TaskRead:
-    return task_read(skip_assignment(session=db, user=principal.user, assignment_id=assignment_id))
+    return task_read(skip_assignment(session=db, user=principal.caller, assignment_id=assignment_id))
 
 
 @router.post(
@@ -87,7 +87,7 @@ def submit(
 ) -> JSONResponse:
     result = submit_annotation(
         session=db,
-        user=principal.user,
+        user=principal.caller,
         assignment_id=assignment_id,
         answer=body.to_domain(),
         idempotency_key=required_key(idempotency_key),
@@ -117,12 +117,12 @@ def submit_and_next(
     same key and body replays the annotation and returns the pair you now hold."""
     result = submit_annotation(
         session=db,
-        user=principal.user,
+        user=principal.caller,
         assignment_id=assignment_id,
         answer=body.to_domain(),
         idempotency_key=required_key(idempotency_key),
     )
-    task = claim_next(session=db, user=principal.user, project_id=result.project_id)
+    task = claim_next(session=db, user=principal.caller, project_id=result.project_id)
     payload = {
         "annotation": annotation_read(result).model_dump(mode="json"),
         "next": None if task is None else task_read(task).model_dump(mode="json"),
@@ -142,11 +142,11 @@ def read_own_annotations(
     if project_id is not None:
         visible_project(db, user=principal.user, project_id=project_id)
     items = list_own_annotations(
-        session=db, user=principal.user, project_id=project_id, after_id=after_id, limit=limit
+        session=db, user=principal.caller, project_id=project_id, after_id=after_id, limit=limit
     )
     return [annotation_read(item) for item in items]
 
 
 @router.get("/annotations/{annotation_id}", response_model=AnnotationRead, summary="One of your annotations")
 def read_own_annotation(annotation_id: int, db: DbDep, principal: Annotator) -> AnnotationRead:
-    return annotation_read(get_own_annotation(session=db, user=principal.user, annotation_id=annotation_id))
+    return annotation_read(get_own_annotation(session=db, user=principal.caller, annotation_id=annotation_id))
