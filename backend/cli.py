@@ -32,14 +32,56 @@ def main() -> None:
     pass
 
 
+def invalid_settings() -> str | None:
+    """Why the environment's settings are invalid (one line per field), or None."""
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        return f"invalid settings: {fields}"
+    return None
+
+
 @main.command(help="Serve the web app and the REST API with uvicorn.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes")
-@click.option("--reload", is_flag=True, help="restart on code changes (development)")
-def serve(host: str, port: int, workers: int, reload: bool) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="worker processes; on Linux each accepts on its own SO_REUSEPORT socket, so the kernel "
+    "spreads connections evenly",
+)
+@click.option("--reload", is_flag=True, help="restart on code changes (development; one worker)")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="log every request")
+def serve(host: str, port: int, workers: int, reload: bool, log_level: str, access_log: bool) -> None:
+    import logging
+
     import uvicorn
 
+    from backend.serving import PortInUse, ServeOptions, balances_connections, serve_balanced
+
+    if workers > 1 and reload:
+        fail("--reload runs one worker; drop --workers or --reload")
+    settings_error = invalid_settings()
+    if settings_error:
+        fail(settings_error)
+    if workers > 1 and balances_connections():
+        logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(message)s")
+        options = ServeOptions(host=host, port=port, log_level=log_level, access_log=access_log)
+        try:
+            sys.exit(serve_balanced(options, workers))
+        except PortInUse as exc:
+            fail(str(exc))
     uvicorn.run(
         "backend.main:create_app",
         factory=True,
@@ -48,7 +90,8 @@ def serve(host: str, port: int, workers: int, reload: bool) -> None:
         workers=workers,
         reload=reload,
         proxy_headers=True,
-        log_level="info",
+        log_level=log_level,
+        access_log=access_log,
     )
 
 

@@ -10,7 +10,7 @@ the annotator page does); `--separate-claim` claims every pair with a request of
 
 Without --url it uses the Postgres at DATABASE_URL (a fresh database on that server) or starts the
 embedded Postgres and Valkey in a temporary directory, applies the migrations, creates an admin,
-and serves the app with uvicorn (--workers). Project, annotators, their API tokens and the pairs
+and serves the app with `saferlhf serve --workers N`. Project, annotators, their API tokens and the pairs
 are then created through the REST API in either mode.
 
 It prints submits/s, claim and submit latency percentiles, lost and duplicated. The last line is:
@@ -60,7 +60,7 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--pairs", type=int, default=6000, help="comparisons to create")
     p.add_argument("--overlap", type=int, default=3, help="annotations per comparison (k)")
-    p.add_argument("--workers", type=int, default=2, help="uvicorn workers when the app is started here")
+    p.add_argument("--workers", type=int, default=2, help="app worker processes when the app is started here")
     return p.parse_args()
 
 
@@ -208,12 +208,13 @@ def app_server(database_url: str, workers: int, annotators: int = 32) -> Iterato
         # and closed per request (SQLAlchemy's overflow connections are not kept).
         "DB_POOL_SIZE": os.environ.get("DB_POOL_SIZE", str(max(10, annotators // workers + 4))),
     }
+    # `saferlhf serve`, as deployed: with several workers, each one accepts on its own
+    # SO_REUSEPORT socket (backend/serving.py).
     args = [
         PYTHON,
         "-m",
-        "uvicorn",
-        "backend.main:create_app",
-        "--factory",
+        "backend.cli",
+        "serve",
         "--host",
         "127.0.0.1",
         "--port",

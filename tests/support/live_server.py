@@ -1,4 +1,4 @@
-"""A real uvicorn process serving the app on the test database, for browser and load tests."""
+"""A real `saferlhf serve` process serving the app on the test database, for browser and load tests."""
 
 from __future__ import annotations
 
@@ -39,12 +39,13 @@ def live_server(
         BASE_URL=f"http://127.0.0.1:{port}",
         DB_POOL_SIZE=os.environ.get("LIVE_DB_POOL_SIZE", "20"),
     )
+    # `saferlhf serve`, as deployed: with several workers, each one accepts on its own
+    # SO_REUSEPORT socket (backend/serving.py).
     args = [
         PYTHON,
         "-m",
-        "uvicorn",
-        "backend.main:create_app",
-        "--factory",
+        "backend.cli",
+        "serve",
         "--host",
         "127.0.0.1",
         "--port",

@@ -1,0 +1,185 @@
+"""Serving the app with several worker processes that share the load evenly.
+
+uvicorn's own ``--workers`` hands one listening socket to every worker, and whichever worker wakes
+first accepts the next connection. Clients that keep their connection open (browsers, the API
+client) stay on the worker that accepted them, so a burst of logins can pin most annotators to
+one worker: measured with 48 annotators and 2 workers, one worker took 70% of the requests and
+ran at its GIL's limit while the other idled, and p99 latency doubled.
+
+Here every worker opens its own listening socket on the same address with ``SO_REUSEPORT``, and
+the kernel spreads new connections across them by hashing each connection's addresses. That needs
+Linux (other systems accept the option without balancing), so elsewhere ``serve`` falls back to
+uvicorn's workers.
+
+The supervisor starts the workers, restarts one that dies after running a while, and stops
+them all on SIGTERM or SIGINT. A worker that dies within ``EARLY_EXIT_S`` of its start (the app
+cannot import, the database URL is wrong, ...) stops the whole server with that worker's exit
+code instead of restarting in a loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gc
+import logging
+import multiprocessing
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+logger = logging.getLogger("saferlhf.serve")
+
+APP = "backend.main:create_app"
+EARLY_EXIT_S = 10.0
+STOP_GRACE_S = 30.0
+BACKLOG = 2048
+
+
+class PortInUse(RuntimeError):
+    pass
+
+
+def balances_connections() -> bool:
+    """Whether SO_REUSEPORT spreads connections across sockets here (Linux only)."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port that something else listens on, before the workers join it with
+    SO_REUSEPORT: a second copy of this server (same user) would otherwise silently share it."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(f"port {port} on {host} is already in use by another program") from exc
+            raise
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port) that other workers of this server may also bind."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str
+    port: int
+    log_level: str = "info"
+    access_log: bool = True
+    proxy_headers: bool = True
+
+
+def run_worker(options: ServeOptions) -> None:
+    """One worker process: its own SO_REUSEPORT socket, one uvicorn server."""
+    import uvicorn
+
+    sock = reuse_port_socket(options.host, options.port)
+    config = uvicorn.Config(
+        APP,
+        factory=True,
+        log_level=options.log_level,
+        access_log=options.access_log,
+        proxy_headers=options.proxy_headers,
+    )
+    config.load()  # builds the app now, so that what it allocated can be frozen below
+    # Move everything alive after start-up out of the garbage collector's generations, so that
+    # full collections while serving scan only the objects made since.
+    gc.collect()
+    gc.freeze()
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+class Supervisor:
+    def __init__(self, options: ServeOptions, workers: int) -> None:
+        self.options = options
+        self.size = workers
+        self.context = multiprocessing.get_context("spawn")
+        self.workers: list[tuple[BaseProcess, float]] = []  # (process, started at)
+        self.stopping = False
+
+    def _spawn(self) -> tuple[BaseProcess, float]:
+        process = self.context.Process(target=run_worker, args=(self.options,), name="saferlhf-api")
+        process.start()
+        return process, time.monotonic()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        if not self.stopping:
+            logger.info("received %s, stopping %d workers", signal.Signals(signum).name, self.size)
+        self.stopping = True
+
+    def run(self) -> int:
+        """Serve until a signal (exit code 0) or a worker's early death (its exit code)."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.workers = [self._spawn() for _ in range(self.size)]
+            logger.info(
+                "serving on http://%s:%d with %d workers (SO_REUSEPORT)",
+                self.options.host,
+                self.options.port,
+                self.size,
+            )
+            return self._watch()
+        finally:
+            self._stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _watch(self) -> int:
+        while not self.stopping:
+            for i, (process, started) in enumerate(self.workers):
+                if process.is_alive() or self.stopping:
+                    continue
+                code = process.exitcode if process.exitcode is not None else 1
+                lived = time.monotonic() - started
+                if lived < EARLY_EXIT_S:
+                    logger.error(
+                        "worker %d exited with code %s %.1fs after it started; stopping the server "
+                        "(see its error above)",
+                        process.pid,
+                        code,
+                        lived,
+                    )
+                    return code if code > 0 else 1
+                logger.warning("worker %d exited with code %s; starting a new one", process.pid, code)
+                self.workers[i] = self._spawn()
+            time.sleep(0.2)
+        return 0
+
+    def _stop_all(self) -> None:
+        # SIGTERM, not SIGINT: uvicorn treats a second SIGINT as "quit now", and on Ctrl-C the
+        # workers already got one from the terminal.
+        for process, _ in self.workers:
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):  # exited just now
+                    process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for process, _ in self.workers:
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+        for process, _ in self.workers:
+            if process.is_alive():
+                logger.warning("worker %d did not stop in %.0fs; killing it", process.pid, STOP_GRACE_S)
+                process.kill()
+                process.join(timeout=5)
+
+
+def serve_balanced(options: ServeOptions, workers: int) -> int:
+    """Serve with ``workers`` SO_REUSEPORT workers; returns the exit code."""
+    check_port_free(options.host, options.port)
+    return Supervisor(options, workers).run()

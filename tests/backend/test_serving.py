@@ -1,0 +1,134 @@
+"""`saferlhf serve --workers N`: one SO_REUSEPORT socket per worker, connections spread across
+them by the kernel, a clean stop on SIGTERM, and clear failures (backend/serving.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from backend.serving import balances_connections
+from tests.support.processes import PYTHON, child_env, free_port, start, stop, wait_until
+
+pytestmark = pytest.mark.skipif(not balances_connections(), reason="SO_REUSEPORT balancing is Linux-only")
+
+
+def _serve(port: int, workers: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    args = [PYTHON, "-m", "backend.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    return start([*args, "--log-level", "info", "--no-access-log"], env=child_env(**env), log=log)
+
+
+def _healthz(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code in (200, 503)
+    except httpx.HTTPError:
+        return False
+
+
+def _workers(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    return [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+
+
+def _listeners(port: int) -> dict[int, int]:
+    """pid -> listening sockets on the port."""
+    found: dict[int, int] = {}
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid is not None:
+            found[conn.pid] = found.get(conn.pid, 0) + 1
+    return found
+
+
+@contextlib.contextmanager
+def _server(
+    tmp_path: Path, database_url: str, workers: int = 2
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = _serve(port, workers, log, DATABASE_URL=database_url, ENVIRONMENT="test")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(
+            lambda: _healthz(url) and len(_listeners(port)) == workers, timeout=60, what="serve", log=log
+        )
+        yield proc, port
+    finally:
+        stop(proc)
+
+
+def test_each_worker_listens_on_its_own_socket_and_gets_a_share_of_connections(
+    tmp_path: Path, database_url: str
+) -> None:
+    with _server(tmp_path, database_url) as (proc, port):
+        workers = {p.pid for p in _workers(proc)}
+        listeners = _listeners(port)
+        assert set(listeners) == workers and len(workers) == 2, (listeners, workers)
+        assert proc.pid not in listeners  # the supervisor accepts nothing itself
+        # 40 kept-alive connections, as 40 annotators' browsers hold them: the kernel hashes each
+        # to one worker's socket, so each worker holds a fair share. (Bin(40, 1/2) <= 7 has
+        # probability 5e-6.)
+        clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}") for _ in range(40)]
+        try:
+            for client in clients:
+                assert client.get("/healthz").status_code in (200, 503)
+            held = {pid: 0 for pid in workers}
+            for pid in workers:
+                for conn in psutil.Process(pid).net_connections(kind="tcp"):
+                    if conn.status == psutil.CONN_ESTABLISHED and conn.laddr.port == port:
+                        held[pid] += 1
+            assert sum(held.values()) == 40, held
+            assert min(held.values()) >= 8, held
+        finally:
+            for client in clients:
+                client.close()
+
+
+def test_sigterm_to_the_supervisor_stops_every_worker_and_exits_0(tmp_path: Path, database_url: str) -> None:
+    with _server(tmp_path, database_url) as (proc, port):
+        workers = _workers(proc)
+        os.kill(proc.pid, signal.SIGTERM)  # the supervisor only, not the process group
+        assert proc.wait(timeout=40) == 0
+        gone, alive = psutil.wait_procs(workers, timeout=5)
+        assert not alive, alive
+        assert _listeners(port) == {}
+    assert "stopping 2 workers" in (tmp_path / "serve.log").read_text()
+
+
+def test_a_port_held_by_another_program_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        proc = _serve(port, 2, tmp_path / "serve.log")
+        assert proc.wait(timeout=60) == 1
+    text = (tmp_path / "serve.log").read_text()
+    assert f"error: port {port} on 127.0.0.1 is already in use by another program" in text
+
+
+def test_workers_that_cannot_start_stop_the_server_instead_of_restarting_forever(tmp_path: Path) -> None:
+    # A database URL with no driver: the settings are valid, the app cannot be created.
+    proc = _serve(free_port(), 2, tmp_path / "serve.log", DATABASE_URL="nosuchdb://localhost/x")
+    try:
+        code = proc.wait(timeout=60)
+    finally:
+        stop(proc)
+    text = (tmp_path / "serve.log").read_text()
+    assert code != 0, text
+    assert "after it started; stopping the server" in text, text
+    assert text.count("Process saferlhf-api") <= 2, text  # no restart loop
+
+
+def test_invalid_settings_are_reported_before_any_worker_starts(tmp_path: Path) -> None:
+    proc = _serve(free_port(), 2, tmp_path / "serve.log", ENVIRONMENT="no-such-environment")
+    assert proc.wait(timeout=60) == 1
+    text = (tmp_path / "serve.log").read_text()
+    assert "error: invalid settings: ENVIRONMENT: Input should be" in text, text
+    assert "saferlhf-api" not in text
