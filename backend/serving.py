@@ -57,6 +57,9 @@ def check_port_free(host: str, port: int) -> None:
     """Refuse a port that something else listens on, before the workers join it with
     SO_REUSEPORT: a second copy of this server (same user) would otherwise silently share it."""
     with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR: connections of a server that just stopped (TIME_WAIT) do not count as
+        # "in use"; a listening socket still does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
