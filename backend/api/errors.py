@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.domain.errors import DomainError, TooManyRequests
@@ -67,6 +69,9 @@ def render_error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+DATABASE_RETRY_AFTER_S = 5
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
@@ -97,6 +102,23 @@ def install_error_handlers(app: FastAPI) -> None:
             HTTP_CODES.get(exc.status_code, "error"),
             headers=getattr(exc, "headers", None),
         )
+
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        # Postgres is down, restarting or out of connections: nothing was written, and the same
+        # request can simply be sent again (submits carry an Idempotency-Key).
+        logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return render_error(
+            request,
+            503,
+            "the database is unavailable right now; nothing was saved, try again in a few seconds",
+            "database_unavailable",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
+
+    # SQLAlchemy's wrappers (connection checkout, ORM queries, pool timeouts) and psycopg's own
+    # errors from the prepared statements of the hot path (backend/db/raw.py).
+    for kind in (sa_exc.OperationalError, sa_exc.TimeoutError, psycopg.OperationalError):
+        app.add_exception_handler(kind, database_unavailable)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> Response:

@@ -46,6 +46,14 @@ def check_health_through_a_postgres_restart(state: Path, redis_url: str) -> None
             assert "unreachable" in body["database"]["detail"]
             assert body["broker"]["ok"] is True
             assert "Traceback" not in down.text and str(state) not in down.text
+            # An API call while the database is down: 503 with a retry hint, not a 500. Twice: the
+            # first may find a pooled connection that is now dead, the second opens a new one.
+            for _ in range(2):
+                call = client.get("/api/v1/projects", headers={"Authorization": "Bearer some-token"})
+                assert call.status_code == 503, call.text
+                assert call.json()["code"] == "database_unavailable"
+                assert call.headers["retry-after"] == "5"
+                assert "Traceback" not in call.text and "psycopg" not in call.text
             ds.pg_up(state, port, "health")
             deadline = time.monotonic() + 10
             while client.get("/healthz").status_code != 200:  # pool_pre_ping replaces dead connections
