@@ -1,0 +1,240 @@
+"""Property test of the annotation queue (RELIABILITY.md A7): random programs of claim, submit,
+skip, lease expiry and overlap changes, run by 2 to 32 threads at once on a real Postgres.
+
+Whatever the interleaving, afterwards:
+
+* every acknowledged submit is stored, and nothing else is;
+* no annotator has two annotations of one comparison, and each comparison's counters match its
+  rows (submitted_count = annotations, active_count = live leases);
+* no comparison holds more annotations than its overlap allowed: at most the final k, or the count
+  it already had when an admin lowered k below it (the Label Studio known issue);
+* every annotation belongs to a submitted assignment of the same annotator and comparison.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.db.models import Project, User
+from backend.domain.enums import UserRole
+from backend.domain.errors import Conflict
+from backend.services.assignments import claim_next, skip_assignment
+from backend.services.comparisons import ComparisonChanges, update_comparison
+from backend.services.submissions import submit_annotation
+from tests.factories import make_user
+from tests.factories.annotation import answer, make_comparisons, make_project
+
+pytestmark = pytest.mark.timeout(300)
+
+MAX_THREADS = 32
+OPS = ("claim", "submit", "submit", "skip", "expire", "change_k")
+
+PER_COMPARISON_SQL = """
+SELECT c.id, c.overlap_target, c.submitted_count, c.active_count,
+  (SELECT count(*) FROM annotation x WHERE x.comparison_id = c.id) AS votes,
+  (SELECT count(DISTINCT x.annotator_id) FROM annotation x WHERE x.comparison_id = c.id) AS people,
+  (SELECT count(*) FROM assignment a WHERE a.comparison_id = c.id AND a.state = 'active') AS live
+FROM comparison c WHERE c.project_id = :p
+"""
+ORPHANS_SQL = """
+SELECT count(*) FROM annotation x JOIN assignment a ON a.id = x.assignment_id
+WHERE x.comparison_id IN (SELECT id FROM comparison WHERE project_id = :p)
+  AND (a.state <> 'submitted' OR a.annotator_id <> x.annotator_id OR a.comparison_id <> x.comparison_id)
+"""
+STORED_SQL = """
+SELECT x.id FROM annotation x JOIN comparison c ON c.id = x.comparison_id WHERE c.project_id = :p
+"""
+
+
+@dataclass
+class People:
+    admin_id: int
+    annotator_ids: list[int]
+
+
+@dataclass
+class Ledger:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    acked: set[int] = field(default_factory=set)
+    k_changes: dict[int, list[int]] = field(default_factory=dict)  # comparison -> counts when lowered
+    errors: list[BaseException] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def engine(database_url: str) -> Iterator[Engine]:
+    made = create_engine(database_url, pool_size=MAX_THREADS + 4, max_overflow=0)
+    yield made
+    made.dispose()
+
+
+@pytest.fixture(scope="module")
+def people(engine: Engine) -> People:
+    """One admin and 32 annotators for every example (password hashing is slow on purpose)."""
+    with Session(engine, expire_on_commit=False) as session:
+        admin = make_user(session, role=UserRole.admin)
+        annotators = [make_user(session) for _ in range(MAX_THREADS)]
+        session.commit()
+        return People(admin.id, [a.id for a in annotators])
+
+
+def run_program(
+    factory: sessionmaker[Session],
+    *,
+    user_id: int,
+    admin_id: int,
+    project_id: int,
+    comparison_ids: list[int],
+    ops: list[str],
+    seed: int,
+    start: threading.Barrier,
+    ledger: Ledger,
+) -> None:
+    rng = random.Random(seed)
+    try:
+        with factory() as session:
+            user = session.get(User, user_id)
+            admin = session.get(User, admin_id)
+            assert user is not None and admin is not None
+            start.wait(timeout=60)
+            held: int | None = None  # the assignment this thread believes it holds
+            for op in ops:
+                held = step(session, op, rng, user, admin, project_id, comparison_ids, held, ledger)
+    except BaseException as exc:  # reported by the test, with the thread's program
+        ledger.errors.append(exc)
+
+
+def step(
+    session: Session,
+    op: str,
+    rng: random.Random,
+    user: User,
+    admin: User,
+    project_id: int,
+    comparison_ids: list[int],
+    held: int | None,
+    ledger: Ledger,
+) -> int | None:
+    if op == "claim":
+        task = claim_next(session=session, user=user, project_id=project_id, rng=rng)
+        return None if task is None else task.assignment_id
+    if op == "change_k":
+        cid = rng.choice(comparison_ids)
+        new_k = rng.randint(1, 4)
+        changed = update_comparison(
+            session=session, actor=admin, comparison_id=cid, changes=ComparisonChanges(overlap_target=new_k)
+        )
+        count_after = changed.submitted_count  # read after the commit: >= the count at the change
+        with ledger.lock:
+            ledger.k_changes.setdefault(cid, []).append(count_after)
+        return held
+    if held is None:
+        return None
+    try:
+        if op == "submit":
+            key = uuid.uuid4().hex
+            stored = submit_annotation(
+                session=session, user=user, assignment_id=held, answer=answer(), idempotency_key=key
+            )
+            with ledger.lock:
+                ledger.acked.add(stored.id)
+            return None
+        if op == "skip":
+            skip_assignment(session=session, user=user, assignment_id=held)
+            return None
+        if op == "expire":
+            session.execute(
+                text("UPDATE assignment SET expires_at = now() - interval '1 second' WHERE id = :a"),
+                {"a": held},
+            )
+            session.commit()
+            return held  # an expired lease may still be submitted while nobody else took the slot
+    except Conflict:
+        session.rollback()  # lease lost, comparison full, already skipped: the queue said no
+        return None
+    raise AssertionError(f"unknown op {op}")
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    threads=st.integers(2, MAX_THREADS),
+    comparisons=st.integers(1, 6),
+    overlap=st.integers(1, 3),
+    programs=st.lists(
+        st.lists(st.sampled_from(OPS), min_size=1, max_size=12), min_size=MAX_THREADS, max_size=MAX_THREADS
+    ),
+    seed=st.integers(0, 2**31),
+)
+def test_random_interleavings_keep_the_queue_invariants(
+    engine: Engine,
+    people: People,
+    threads: int,
+    comparisons: int,
+    overlap: int,
+    programs: list[list[str]],
+    seed: int,
+) -> None:
+    factory = sessionmaker(engine, expire_on_commit=False)
+    with factory() as session:
+        admin = session.get(User, people.admin_id)
+        members = [m for i in people.annotator_ids[:threads] if (m := session.get(User, i)) is not None]
+        assert admin is not None and len(members) == threads
+        project: Project = make_project(session, admin, members=members, gold_rate=0.0, lease_seconds=60)
+        made = make_comparisons(session, project, comparisons, overlap=overlap)
+        session.commit()
+        project_id, comparison_ids = project.id, [c.id for c in made]
+
+    ledger = Ledger()
+    start = threading.Barrier(threads)
+    workers = [
+        threading.Thread(
+            target=run_program,
+            kwargs={
+                "factory": factory,
+                "user_id": people.annotator_ids[i],
+                "admin_id": people.admin_id,
+                "project_id": project_id,
+                "comparison_ids": comparison_ids,
+                "ops": ["claim", *programs[i]],
+                "seed": seed + i,
+                "start": start,
+                "ledger": ledger,
+            },
+        )
+        for i in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert not any(w.is_alive() for w in workers), "a thread hung (a lock that is never released?)"
+    assert not ledger.errors, repr(ledger.errors[0])
+
+    with engine.connect() as db:
+        stored = {row.id for row in db.execute(text(STORED_SQL), {"p": project_id})}
+        rows = db.execute(text(PER_COMPARISON_SQL), {"p": project_id}).all()
+        orphans = db.execute(text(ORPHANS_SQL), {"p": project_id}).scalar()
+    assert stored == ledger.acked, (sorted(stored - ledger.acked), sorted(ledger.acked - stored))
+    assert orphans == 0
+    for row in rows:
+        assert row.votes == row.people == row.submitted_count, f"duplicate or drifting counter: {row}"
+        assert row.active_count == row.live, f"lease counter drifted: {row}"
+        # Once k changed, a count above the final k is allowed only if it was reached before k was
+        # lowered under it (submits accepted before the change are not undone).
+        allowed = max([row.overlap_target, *ledger.k_changes.get(row.id, [])])
+        assert row.votes <= allowed, f"over k: {row}, k changes {ledger.k_changes.get(row.id)}"
