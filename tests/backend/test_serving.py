@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,6 +116,25 @@ def test_sigterm_to_the_supervisor_stops_every_worker_and_the_port_can_be_served
         wait_until(lambda: _healthz(url), timeout=60, what="serve again", log=tmp_path / "again.log")
     finally:
         stop(again)
+
+
+def test_a_worker_killed_while_serving_is_replaced(tmp_path: Path, database_url: str) -> None:
+    from backend.serving import EARLY_EXIT_S
+
+    with _server(tmp_path, database_url) as (proc, port):
+        before = {p.pid for p in _workers(proc)}
+        time.sleep(EARLY_EXIT_S + 0.5)  # past the start-up window, where a death stops the server
+        victim = sorted(before)[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: len(_listeners(port)) == 2 and victim not in _listeners(port),
+            timeout=60,
+            what="a replacement worker",
+            log=tmp_path / "serve.log",
+        )
+        assert proc.poll() is None
+        assert _healthz(f"http://127.0.0.1:{port}")
+    assert "starting a new one" in (tmp_path / "serve.log").read_text()
 
 
 def test_a_port_held_by_another_program_is_refused_with_a_clear_message(tmp_path: Path) -> None:
