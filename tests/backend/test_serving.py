@@ -126,8 +126,13 @@ def test_a_worker_killed_while_serving_is_replaced(tmp_path: Path, database_url:
         time.sleep(EARLY_EXIT_S + 0.5)  # past the start-up window, where a death stops the server
         victim = sorted(before)[0]
         os.kill(victim, signal.SIGKILL)
+
+        def replaced() -> bool:
+            listening = _listeners(port)  # one snapshot: the victim may exit between two
+            return len(listening) == 2 and victim not in listening
+
         wait_until(
-            lambda: len(_listeners(port)) == 2 and victim not in _listeners(port),
+            replaced,
             timeout=60,
             what="a replacement worker",
             log=tmp_path / "serve.log",
