@@ -3,8 +3,9 @@
 uvicorn's own ``--workers`` hands one listening socket to every worker, and whichever worker wakes
 first accepts the next connection. Clients that keep their connection open (browsers, the API
 client) stay on the worker that accepted them, so a burst of logins can pin most annotators to
-one worker: measured with 48 annotators and 2 workers, one worker took 70% of the requests and
-ran at its GIL's limit while the other idled, and p99 latency doubled.
+one worker: measured with 48 annotators and 2 workers, one worker used 70% of the app's CPU time
+and the other 30%; at 36 annotators p99 latency was more than twice what it is with the sockets
+below.
 
 Here every worker opens its own listening socket on the same address with ``SO_REUSEPORT``, and
 the kernel spreads new connections across them by hashing each connection's addresses. That needs
