@@ -23,9 +23,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 HOW_TO = "run the suite with `make test`, which starts embedded Postgres and Valkey servers"
 
 
+def services_required() -> bool:
+    """CI and `make test` (CI=true or REQUIRE_SERVICES=1): a missing service fails the run."""
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("CI", "REQUIRE_SERVICES"))
+
+
 def service_missing(message: str) -> None:
-    strict = any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("CI", "REQUIRE_SERVICES"))
-    if strict:
+    if services_required():
         pytest.exit(f"a required service is unreachable (CI/REQUIRE_SERVICES set): {message}", returncode=1)
     pytest.skip(f"{message}; {HOW_TO}")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, services_required
 from tests.support.live_server import LiveServer, live_server
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -54,9 +54,8 @@ def server(
 def browser():  # type: ignore[no-untyped-def]
     executable = chromium_path()
     if executable is None:
-        strict = os.environ.get("CI", "").lower() in ("1", "true") or os.environ.get("REQUIRE_SERVICES")
         message = "Chromium is missing; run scripts/ensure_chromium.sh (make test does)"
-        if strict:
+        if services_required():
             pytest.fail(message)
         pytest.skip(message)
     from playwright.sync_api import sync_playwright

@@ -27,6 +27,7 @@ from training.data import (
     SharedPromptSafetyPreferenceCollator,
     common_prefix_length,
     shared_prompt_batch,
+    shared_prompt_inputs,
 )
 from training.engine.trainer import Trainer
 from training.models import ScoreModel
@@ -103,9 +104,7 @@ def _both_layouts(model: ScoreModel, pairs: list) -> dict[str, dict[str, torch.T
             result = model(
                 batch["input_ids"],
                 batch["attention_mask"],
-                segment_ids=batch["segment_ids"],
-                position_ids=batch["position_ids"],
-                end_index=batch["end_index"],
+                **shared_prompt_inputs(batch),
             )
             end = result.end_scores.squeeze(-1).t().reshape(-1)  # (B, 2) -> (2B,)
             scores = result.scores.squeeze(-1)  # (B, L)

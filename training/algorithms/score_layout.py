@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from training.config import ScoreModelConfig
-from training.data import common_prefix_length, shared_prompt_batch
+from training.data import common_prefix_length, shared_prompt_batch, shared_prompt_inputs
 from training.models import ScoreModel
 from training.models.shared_prompt import unsupported_reason
 
@@ -57,9 +57,7 @@ def probe_mismatch(model: ScoreModel) -> str | None:
             shared = model(
                 batch["input_ids"],
                 batch["attention_mask"],
-                segment_ids=batch["segment_ids"],
-                position_ids=batch["position_ids"],
-                end_index=batch["end_index"],
+                **shared_prompt_inputs(batch),
             ).last_hidden_state[0]  # (L, H)
             alone = [
                 model(ids[None], torch.ones_like(ids[None])).last_hidden_state[0]

@@ -12,6 +12,7 @@ from torch import nn
 
 from training.algorithms.score_layout import config_reason, model_reason
 from training.config import ScoreModelConfig
+from training.data import shared_prompt_inputs
 from training.engine.distributed import all_gather_cat
 from training.engine.task import Batch, Task
 from training.models import (
@@ -107,9 +108,7 @@ class ScoreModelTask(Task):
         out = model(
             batch["input_ids"],
             batch["attention_mask"],
-            segment_ids=batch["segment_ids"],
-            position_ids=batch["position_ids"],
-            end_index=batch["end_index"],
+            **shared_prompt_inputs(batch),
         )
         end = out.end_scores.squeeze(-1)  # (B, 2)
         return out, end.t().reshape(-1)  # (2B,)

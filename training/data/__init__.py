@@ -25,6 +25,7 @@ from training.data.shared_prompt import (
     SharedPromptSafetyPreferenceCollator,
     common_prefix_length,
     shared_prompt_batch,
+    shared_prompt_inputs,
 )
 from training.data.template import PROMPT_ASSISTANT, PROMPT_BEGIN, PROMPT_INPUT, PROMPT_USER, format_prompt
 
@@ -57,5 +58,6 @@ __all__ = [
     "preference_record",
     "read_rows",
     "shared_prompt_batch",
+    "shared_prompt_inputs",
     "tokenize",
 ]

@@ -86,6 +86,12 @@ def shared_prompt_batch(
     }
 
 
+def shared_prompt_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The score model's keyword inputs that select the layout, from a ``shared_prompt_batch``:
+    ``model(batch["input_ids"], batch["attention_mask"], **shared_prompt_inputs(batch))``."""
+    return {key: batch[key] for key in ("segment_ids", "position_ids", "end_index")}
+
+
 class SharedPromptPreferenceCollator:
     """Preference pairs as one row each; end scores come back as (B, 2): better, worse."""
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from backend.api.convert import annotation_read, task_read
 from backend.api.deps import ALL_ROLES, DbDep, Principal, require
@@ -17,7 +18,7 @@ from backend.api.schemas.queue import AnnotationRead, AnnotationSubmit, SubmitAn
 from backend.domain.enums import TokenScope
 from backend.domain.errors import DomainError
 from backend.services.access import visible_project
-from backend.services.annotation_views import get_own_annotation, list_own_annotations
+from backend.services.annotation_views import SubmittedAnnotation, get_own_annotation, list_own_annotations
 from backend.services.assignments import claim_next, get_assignment, skip_assignment
 from backend.services.submissions import submit_annotation
 
@@ -85,16 +86,8 @@ def submit(
     principal: Annotator,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    result = submit_annotation(
-        session=db,
-        user=principal.caller,
-        assignment_id=assignment_id,
-        answer=body.to_domain(),
-        idempotency_key=required_key(idempotency_key),
-    )
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    payload = annotation_read(result).model_dump(mode="json")
-    return JSONResponse(payload, status_code=status.HTTP_201_CREATED, headers=headers)
+    result = _submit(db, principal, assignment_id, body, idempotency_key)
+    return _created(annotation_read(result).model_dump(mode="json"), result)
 
 
 @router.post(
@@ -115,18 +108,29 @@ def submit_and_next(
     `/projects/{id}/assignments/next`. The submit is committed before the claim runs, so a failed
     claim never loses the answer; an error of the submit itself claims nothing. A replay of the
     same key and body replays the annotation and returns the pair you now hold."""
-    result = submit_annotation(
-        session=db,
-        user=principal.caller,
-        assignment_id=assignment_id,
-        answer=body.to_domain(),
-        idempotency_key=required_key(idempotency_key),
-    )
+    result = _submit(db, principal, assignment_id, body, idempotency_key)
     task = claim_next(session=db, user=principal.caller, project_id=result.project_id)
     payload = {
         "annotation": annotation_read(result).model_dump(mode="json"),
         "next": None if task is None else task_read(task).model_dump(mode="json"),
     }
+    return _created(payload, result)
+
+
+def _submit(
+    db: Session, principal: Principal, assignment_id: int, body: AnnotationSubmit, key: str | None
+) -> SubmittedAnnotation:
+    return submit_annotation(
+        session=db,
+        user=principal.caller,
+        assignment_id=assignment_id,
+        answer=body.to_domain(),
+        idempotency_key=required_key(key),
+    )
+
+
+def _created(payload: dict[str, Any], result: SubmittedAnnotation) -> JSONResponse:
+    """201 with the payload; a replay of an earlier submit says so in a header."""
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     return JSONResponse(payload, status_code=status.HTTP_201_CREATED, headers=headers)
 

@@ -1,0 +1,8 @@
+"""`saferlhf`: the platform's command line. Each module adds the commands of one concern to the
+group defined in ``base``: processes (serve, worker), operations (migrate, check, ping), accounts
+(create-user, set-password) and project data (create-project, import, export)."""
+
+from backend.cli import accounts, operations, processes, projects
+from backend.cli.base import main
+
+__all__ = ["accounts", "main", "operations", "processes", "projects"]
