@@ -82,6 +82,9 @@ def serve(host: str, port: int, workers: int, reload: bool, log_level: str, acce
 @click.option("--beat", is_flag=True, help="also run the periodic scheduler (one per deployment)")
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(queues: str, concurrency: int | None, beat: bool, loglevel: str) -> None:
+    settings_error = invalid_settings()
+    if settings_error:
+        fail(settings_error)
     names = [q.strip() for q in queues.split(",") if q.strip()]
     if concurrency is None:
         # A GPU worker runs one training job at a time; training runs in a subprocess anyway.

@@ -19,7 +19,9 @@ import pytest
 from backend.serving import balances_connections
 from tests.support.processes import PYTHON, child_env, free_port, start, stop, wait_until
 
-pytestmark = pytest.mark.skipif(not balances_connections(), reason="SO_REUSEPORT balancing is Linux-only")
+# The supervisor with one SO_REUSEPORT socket per worker runs only where the kernel balances them;
+# elsewhere `serve` is uvicorn's own multi-worker mode.
+linux_only = pytest.mark.skipif(not balances_connections(), reason="SO_REUSEPORT balancing is Linux-only")
 
 
 def _serve(port: int, workers: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -65,6 +67,7 @@ def _server(
         stop(proc)
 
 
+@linux_only
 def test_each_worker_listens_on_its_own_socket_and_gets_a_share_of_connections(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -92,6 +95,7 @@ def test_each_worker_listens_on_its_own_socket_and_gets_a_share_of_connections(
                 client.close()
 
 
+@linux_only
 def test_sigterm_to_the_supervisor_stops_every_worker_and_the_port_can_be_served_again(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -118,6 +122,7 @@ def test_sigterm_to_the_supervisor_stops_every_worker_and_the_port_can_be_served
         stop(again)
 
 
+@linux_only
 def test_a_worker_killed_while_serving_is_replaced(tmp_path: Path, database_url: str) -> None:
     from backend.serving import EARLY_EXIT_S
 
@@ -142,6 +147,7 @@ def test_a_worker_killed_while_serving_is_replaced(tmp_path: Path, database_url:
     assert "starting a new one" in (tmp_path / "serve.log").read_text()
 
 
+@linux_only
 def test_a_port_held_by_another_program_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
@@ -153,6 +159,7 @@ def test_a_port_held_by_another_program_is_refused_with_a_clear_message(tmp_path
     assert f"error: port {port} on 127.0.0.1 is already in use by another program" in text
 
 
+@linux_only
 def test_workers_that_cannot_start_stop_the_server_instead_of_restarting_forever(tmp_path: Path) -> None:
     # A database URL with no driver: the settings are valid, the app cannot be created.
     proc = _serve(free_port(), 2, tmp_path / "serve.log", DATABASE_URL="nosuchdb://localhost/x")
@@ -172,3 +179,14 @@ def test_invalid_settings_are_reported_before_any_worker_starts(tmp_path: Path) 
     text = (tmp_path / "serve.log").read_text()
     assert "error: invalid settings: ENVIRONMENT: Input should be" in text, text
     assert "saferlhf-api" not in text
+
+
+def test_the_worker_command_reports_invalid_settings_in_one_line(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    proc = start(
+        [PYTHON, "-m", "backend.cli", "worker"], env=child_env(ENVIRONMENT="no-such-environment"), log=log
+    )
+    assert proc.wait(timeout=60) == 1
+    text = log.read_text()
+    assert "error: invalid settings: ENVIRONMENT: Input should be" in text, text
+    assert "Traceback" not in text
