@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,22 @@ class Settings(BaseSettings):
     job_lease_seconds: int = Field(
         90, description="a training job's lease; the worker renews it by heartbeat"
     )
-    job_heartbeat_seconds: int = Field(30, description="how often a running job renews its lease")
+    job_heartbeat_seconds: float = Field(30, description="how often a running job renews its lease")
+    job_self_stop_seconds: float = Field(
+        60,
+        description="a worker that could not renew its lease for this long stops its training process; "
+        "shorter than JOB_LEASE_SECONDS, so it has stopped before the reaper hands the job on",
+    )
+    job_kill_grace_seconds: float = Field(
+        10, description="after SIGTERM, a training process group gets this long before SIGKILL"
+    )
+    job_reaper_interval_s: float = Field(30, description="how often the beat runs the lease reaper")
+    job_republish_after_s: float = Field(
+        300, description="a queued job whose message was published longer ago than this is published again"
+    )
+    job_ingest_interval_s: float = Field(
+        2, description="how often a running job's events.jsonl is read into the database"
+    )
     import_max_bytes: int = Field(200 * 1024 * 1024, description="largest dataset file accepted for import")
     login_max_attempts: int = Field(
         10, description="failed logins allowed per account and per IP in the window"
@@ -60,6 +75,16 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @model_validator(mode="after")
+    def _self_stop_before_reap(self) -> Settings:
+        # The worker must have stopped its process before the reaper gives the job to another one.
+        if self.job_self_stop_seconds >= self.job_lease_seconds:
+            raise ValueError(
+                f"JOB_SELF_STOP_SECONDS ({self.job_self_stop_seconds:g}) must be shorter than "
+                f"JOB_LEASE_SECONDS ({self.job_lease_seconds})"
+            )
+        return self
 
     @property
     def cookie_secure(self) -> bool:

@@ -57,16 +57,18 @@ class RoundState(enum.StrEnum):
 
 
 class JobKind(enum.StrEnum):
+    """A training job's kind: the values are the stage names of ``python -m training STAGE``, so
+    one vocabulary runs from the API to the subprocess's command line."""
+
     sft = "sft"
     reward = "reward"
     cost = "cost"
     ppo = "ppo"
-    ppo_lag = "ppo_lag"
-    reward_shaping = "reward_shaping"
+    ppo_lag = "ppo-lag"
+    reward_shaping = "reward-shaping"
     dpo = "dpo"
     generate = "generate"
     evaluate = "evaluate"
-    export = "export"
 
 
 class JobState(enum.StrEnum):

@@ -87,6 +87,22 @@ class TrainingJob(Base):
     checkpoint_key: Mapped[str | None] = mapped_column(String(300))
     progress: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
+    # Role -> opaque id ({"snapshot_id": 3, "base_model_id": 5}); the worker resolves them to paths.
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    gpus: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    nodes: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    current_step: Mapped[int | None] = mapped_column(Integer)
+    total_steps: Mapped[int | None] = mapped_column(Integer)
+    eta_s: Mapped[float | None] = mapped_column(Float)
+    log_tail: Mapped[str | None] = mapped_column(Text)
+    # Ingest cursor: the last events.jsonl seq stored, so a re-read of the file stores nothing twice.
+    ingest_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The job's directory under the artifacts root (jobs/<id>), chosen by the server.
+    output_key: Mapped[str | None] = mapped_column(String(300))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    # When the wake-up message was last sent; the reaper re-sends it for a queued job left too long.
+    published_at: Mapped[dt.datetime | None]
+    cancelled_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = created_at_column()
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
@@ -96,6 +112,7 @@ class ModelArtifact(Base):
     """A trained policy, reward model or cost model, with its full lineage."""
 
     __tablename__ = "model_artifact"
+    __table_args__ = (UniqueConstraint("storage_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int | None] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
@@ -110,12 +127,18 @@ class ModelArtifact(Base):
     # sha256 over the weight files; the storage key is chosen by the server.
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(300))
+    # The training snapshot's content hash, kept even if the snapshot row goes away.
+    snapshot_sha256: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # [{"path", "size", "sha256"}] of every file of the model directory.
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default="[]")
     created_at: Mapped[dt.datetime] = created_at_column()
 
 
 class Metric(Base):
     __tablename__ = "metric"
-    __table_args__ = (Index("ix_metric_job_name_step", "job_id", "name", "step"),)
+    # Unique, so ingestion upserts: a resumed run re-emits the steps after its last checkpoint.
+    __table_args__ = (UniqueConstraint("job_id", "name", "step"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("training_job.id", ondelete="CASCADE"))
