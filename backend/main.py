@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = sessionmaker(bind=app.state.engine, expire_on_commit=False)
     app.state.templates = make_templates(settings.frontend_dir)
     install_error_handlers(app)
-    # Every JSON or form body is small; only dataset uploads may be large (RELIABILITY.md C10).
+    # Every JSON or form body is small; only dataset uploads may be large (docs/design/reliability.md C10).
     # Added before the security headers so that its early 413 answers carry them too.
     upload_limit = settings.import_max_bytes + MULTIPART_OVERHEAD
     app.add_middleware(BodyLimit, default_limit=DEFAULT_MAX_BODY, upload_limit=upload_limit)

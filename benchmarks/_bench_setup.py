@@ -1,5 +1,5 @@
 """Shared setup of the reward-model benchmark: models with identical weights, pre-tokenized toy data,
-FLOP accounting (TRAINING_ANCHORS.md §4.2) and the matmul ceiling."""
+FLOP accounting (docs/design/training_anchors.md §4.2) and the matmul ceiling."""
 
 from __future__ import annotations
 

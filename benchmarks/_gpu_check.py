@@ -141,7 +141,8 @@ def _losses(events: Path) -> dict[int, float]:
 
 
 def _flops_per_token(model_dir: Path, data: Path, max_length: int) -> tuple[float, dict]:
-    """Training FLOPs per real token (TRAINING_ANCHORS §4.2-4.3, scalar head: N_head = d), with the
+    """Training FLOPs per real token (docs/design/training_anchors.md §4.2-4.3, scalar head:
+    N_head = d), with the
     attention term at the data's token-weighted sequence length sum(s^2)/sum(s)."""
     from training.data import PreferenceDataset
     from training.models import load_tokenizer

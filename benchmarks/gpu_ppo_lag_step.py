@@ -10,7 +10,7 @@ trained ones keep fp32 weights under bf16 autocast, and the actor samples from a
 step goes through ``PolicyTrainer.train_on_batch``, the code path of ``python -m training ppo-lag``:
 B prompts of about p tokens, r new tokens each, split into micro-batches for the updates.
 
-Reported (TRAINING_ANCHORS.md §4.1, §4.4): time per phase, generation tokens/s against the HBM
+Reported (docs/design/training_anchors.md §4.1, §4.4): time per phase, generation tokens/s against the HBM
 roofline (bf16 weights plus KV cache read once per decode step, at the copy bandwidth measured
 here and at the datasheet bandwidth), MBU, FLOPs and MFU per phase and per step against 989 TFLOP/s
 and against a bf16 matmul peak measured here. Self-checks: finite losses, the bf16 KV-cache

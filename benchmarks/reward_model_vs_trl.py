@@ -1,4 +1,5 @@
-"""Reward-model training: ours vs TRL 1.12 RewardTrainer on CPU, side by side (TRAINING_ANCHORS.md §6.2).
+"""Reward-model training: ours vs TRL 1.12 RewardTrainer on CPU, side by side
+(docs/design/training_anchors.md §6.2).
 
 Same random tiny-model weights, the same pre-tokenized toy-world pairs, batch size, learning rate
 (constant, AdamW betas 0.9/0.95, clipping 1.0, fp32) and number of steps. Every run is a fresh

@@ -12,7 +12,7 @@
 3. One row per method, judged by the toy world's programmatic judges, not by the learned models:
    true helpfulness and the true unsafe rate on risky prompts (mean of the last ``--last-evals``
    evaluations, then over seeds), beside the mean learned reward and cost. PPO-Lag's λ trajectory
-   goes to ``lambda.png``. Runs go two at a time in single-thread processes (TOYWORLD.md: that
+   goes to ``lambda.png``. Runs go two at a time in single-thread processes (docs/design/toyworld.md: that
    uses 2 cores better than one process with 2 threads).
 
 The last line is ``ppo_lag_unsafe_rate=<x> ppo_lag_helpfulness=<x> ppo_unsafe_rate=<x>

@@ -1,6 +1,6 @@
 """Harm taxonomy shared by the data readers and the toy world (torch-free).
 
-The project's safety meta-labels use the 14 BeaverTails categories (SAFE_RLHF_SPEC.md §1.1): a
+The project's safety meta-labels use the 14 BeaverTails categories (docs/design/method.md §1.1): a
 response is safe only if it is harmless in every one of them. PKU-SafeRLHF v1 (2024) ships a
 different dict of 19 categories; :data:`PKU_V1_TO_BEAVERTAILS` maps those names onto ours so v1
 files can be read into the project taxonomy.

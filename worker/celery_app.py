@@ -33,7 +33,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": 120,
         "task_time_limit": 180,
         # Redelivery of unacked messages after this long. Training does not rely on it: its jobs
-        # are fenced by DB leases and re-queued by the reaper (RELIABILITY.md B3).
+        # are fenced by DB leases and re-queued by the reaper (docs/design/reliability.md B3).
         "broker_transport_options": {"visibility_timeout": settings.broker_visibility_timeout_s},
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,

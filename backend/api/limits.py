@@ -1,4 +1,4 @@
-"""Request body limits, enforced while the body streams in (RELIABILITY.md C10).
+"""Request body limits, enforced while the body streams in (docs/design/reliability.md C10).
 
 A declared Content-Length over the limit is answered 413 at once, without reading the body; a
 body that turns out larger (chunked uploads) is cut off at the limit. Dataset uploads get the

@@ -4,7 +4,7 @@ Annotators answer about what they saw: the *left* and the *right* response. The 
 every answer in the comparison's canonical (a, b) terms, so that votes of annotators who were shown
 different orders can be compared. Blocking errors are things that cannot be true (harm categories
 on a safe response); warnings are answers that are possible but usually a slip, such as a response
-marked unsafe judged more harmless than one marked safe (ANNOTATION_ANCHORS.md §4 idea 3).
+marked unsafe judged more harmless than one marked safe (docs/design/annotation.md §4 idea 3).
 """
 
 from __future__ import annotations

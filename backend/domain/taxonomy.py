@@ -1,4 +1,4 @@
-"""The default harm taxonomy (the 14 BeaverTails categories, SAFE_RLHF_SPEC.md §1.1) and severities.
+"""The default harm taxonomy (the 14 BeaverTails categories, docs/design/method.md §1.1) and severities.
 
 Categories have a stable `key` (stored in annotations) and a `label` (shown to people and used as
 the key of the PKU-SafeRLHF v1 `response_i_harm_category` dicts in exports). The labels are the

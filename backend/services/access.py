@@ -1,7 +1,7 @@
 """Object-level authorization: which projects, assignments and annotations a user may see.
 
 Every lookup by id goes through these helpers, and an object the caller may not see raises
-NotFound, exactly like one that does not exist, so ids cannot be probed (RELIABILITY.md C6).
+NotFound, exactly like one that does not exist, so ids cannot be probed (docs/design/reliability.md C6).
 Admins see every project; annotators and reviewers see the projects they are members of.
 """
 

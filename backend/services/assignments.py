@@ -1,6 +1,6 @@
 """The annotation queue: claim the next comparison under a lease, resume it, skip it.
 
-Invariants (RELIABILITY.md A1, A2, A7, A8), all enforced while holding the comparison's row lock:
+Invariants (docs/design/reliability.md A1, A2, A7, A8), all enforced while holding the comparison's row lock:
 
 * `submitted_count + active_count <= overlap_target` whenever a lease is granted, where
   `active_count` counts live leases. Counters live on the comparison row, so a claim checks

@@ -3,7 +3,7 @@
 Changing the overlap target k keeps the queue's invariant: the row is locked, its status is
 recomputed from the counters (complete when submitted >= k), and submits beyond the new k are
 refused by the submit path (services/submissions.py), so no comparison ever ends with more than
-k submitted annotations. Sort and filter fields come from allowlists (RELIABILITY.md C9).
+k submitted annotations. Sort and filter fields come from allowlists (docs/design/reliability.md C9).
 """
 
 from __future__ import annotations

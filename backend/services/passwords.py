@@ -1,4 +1,4 @@
-"""Password hashing with argon2id (RELIABILITY.md C1: m >= 19 MiB, t >= 2, p >= 1)."""
+"""Password hashing with argon2id (docs/design/reliability.md C1: m >= 19 MiB, t >= 2, p >= 1)."""
 
 from __future__ import annotations
 

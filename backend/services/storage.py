@@ -1,4 +1,4 @@
-"""Files under the artifacts root, addressed by server-chosen keys only (RELIABILITY.md C11).
+"""Files under the artifacts root, addressed by server-chosen keys only (docs/design/reliability.md C11).
 
 Clients never send paths. A key comes from the database and a file name from a fixed allowlist;
 the resolved path is re-checked at every read to lie inside the root and not to be a symlink, so a

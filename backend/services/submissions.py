@@ -1,6 +1,6 @@
 """Submitting an annotation: validated, idempotent, fenced by the lease, never over the overlap.
 
-Idempotency (draft-ietf-httpapi-idempotency-key-header; RELIABILITY.md A3, A4): each submit
+Idempotency (draft-ietf-httpapi-idempotency-key-header; docs/design/reliability.md A3, A4): each submit
 carries a key. The same key with the same body replays the stored result; the same key with a
 different body is refused (422). The unique (annotator, key) and (comparison, annotator)
 constraints make duplicates impossible even when retries race.

@@ -1,4 +1,4 @@
-"""API tokens (RELIABILITY.md C7): random, shown once, stored as SHA-256 with a non-secret prefix,
+"""API tokens (docs/design/reliability.md C7): random, shown once, stored as SHA-256 with a non-secret prefix,
 scoped to at most what the owner's role allows, revocable, optionally expiring."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Security headers on every response (RELIABILITY.md C13, C16)."""
+"""Security headers on every response (docs/design/reliability.md C13, C16)."""
 
 from __future__ import annotations
 

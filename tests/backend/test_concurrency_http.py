@@ -1,4 +1,4 @@
-"""RELIABILITY.md A1/A3/A7 over real HTTP: 60 annotators (the typed async client) race for the
+"""docs/design/reliability.md A1/A3/A7 over real HTTP: 60 annotators (the typed async client) race for the
 same pairs against uvicorn with two worker processes, some retry their submits concurrently with
 the same Idempotency-Key, and an admin changes k in the middle. Then, in SQL: nothing lost,
 nothing duplicated, no comparison over k, and the lease counters agree with the rows."""

@@ -1,4 +1,4 @@
-"""Property test of the annotation queue (RELIABILITY.md A7): random programs of claim, submit,
+"""Property test of the annotation queue (docs/design/reliability.md A7): random programs of claim, submit,
 skip, lease expiry and overlap changes, run by 2 to 32 threads at once on a real Postgres.
 
 Whatever the interleaving, afterwards:

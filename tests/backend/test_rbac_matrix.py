@@ -1,4 +1,4 @@
-"""Default-deny authorization (RELIABILITY.md C5, C6).
+"""Default-deny authorization (docs/design/reliability.md C5, C6).
 
 1. Every route of the app is in MATRIX, and declares exactly that policy: a new route without an
    entry fails this test.

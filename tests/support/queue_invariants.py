@@ -1,4 +1,5 @@
-"""The annotation queue's invariants, checked in SQL after a concurrent run (RELIABILITY.md A1, A7).
+"""The annotation queue's invariants, checked in SQL after a concurrent run
+(docs/design/reliability.md A1, A7).
 
 Shared by the HTTP race test and the threaded property test, so both hold the queue to the same
 rules: every acknowledged submit is stored and nothing else is, no annotator has two annotations of

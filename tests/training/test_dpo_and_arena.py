@@ -1,4 +1,4 @@
-"""DPO's log-prob range (SAFE_RLHF_SPEC.md §7.4) through the real pipeline, and the generate and
+"""DPO's log-prob range (docs/design/method.md §7.4) through the real pipeline, and the generate and
 evaluate (arena, §8.1) stages with the toy world's ground truth."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Losses of SAFE_RLHF_SPEC.md §3-4 against hand-computed values, and the signs of the cost terms."""
+"""Losses of docs/design/method.md §3-4 against hand-computed values, and the signs of the cost terms."""
 
 from __future__ import annotations
 

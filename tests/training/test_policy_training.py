@@ -1,4 +1,4 @@
-"""Safe RLHF invariants through the real pipeline (SAFE_RLHF_SPEC.md §5–6, §12.3): the reward is
+"""Safe RLHF invariants through the real pipeline (docs/design/method.md §5–6, §12.3): the reward is
 added once at the last kept token, the effective KL coefficient does not depend on λ, λ follows
 the window cost, critics start as the reward and cost models, PPO-Lag moves the cost toward the
 threshold, and a stopped run resumes onto the same trajectory."""

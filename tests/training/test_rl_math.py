@@ -1,4 +1,4 @@
-"""Hand-computed checks of the PPO / Safe RLHF arithmetic (SAFE_RLHF_SPEC.md §5.3–5.5, §6.4–6.5, §7.4)."""
+"""Hand-computed checks of the PPO / Safe RLHF arithmetic (docs/design/method.md §5.3–5.5, §6.4–6.5, §7.4)."""
 
 from __future__ import annotations
 

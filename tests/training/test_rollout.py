@@ -1,4 +1,4 @@
-"""Rollout mechanics (SAFE_RLHF_SPEC.md §5.2, §12.3): masks after the EOS, explicit position ids
+"""Rollout mechanics (docs/design/method.md §5.2, §12.3): masks after the EOS, explicit position ids
 under left padding, KV-cache log-probs equal to a full forward pass, and the length budget."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The toy world keeps the properties TOYWORLD.md calls binding."""
+"""The toy world keeps the properties docs/design/toyworld.md calls binding."""
 
 from __future__ import annotations
 

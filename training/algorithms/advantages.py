@@ -1,6 +1,6 @@
 """Per-token rewards and costs with the KL penalty, GAE, and the Safe RLHF mixed advantage.
 
-SAFE_RLHF_SPEC.md §5.3–5.4 and §6.4. Positions are those of the *shifted* log-prob arrays:
+docs/design/method.md §5.3–5.4 and §6.4. Positions are those of the *shifted* log-prob arrays:
 entry t holds log π(x_{t+1} | x_{≤t}), so a sequence of length L gives L-1 entries, and with a
 (left-padded) prompt of S tokens the first action is at t = start = S - 1.
 """

@@ -1,4 +1,4 @@
-"""Cost model on harmlessness preferences plus safety labels (SAFE_RLHF_SPEC.md §3.2).
+"""Cost model on harmlessness preferences plus safety labels (docs/design/method.md §3.2).
 
 ``python -m training cost --config run.json``. Sign convention: cost > 0 means unsafe. Metrics:
 ``accuracy`` (c_u > c_s), ``accuracy_sign`` (c < 0 for safe, c > 0 for unsafe), ``cost_mean``,

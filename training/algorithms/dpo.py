@@ -1,4 +1,4 @@
-"""DPO on helpfulness preferences, the paper's other baseline (SAFE_RLHF_SPEC.md §7.4).
+"""DPO on helpfulness preferences, the paper's other baseline (docs/design/method.md §7.4).
 
 ``python -m training dpo --config run.json``. Policy and frozen reference start from the SFT model;
 only the ``better`` label is used. Per pair, with d the first token where the two responses differ

@@ -1,4 +1,4 @@
-"""DPO on helpfulness preferences (SAFE_RLHF_SPEC.md §7.4), summing the right token range.
+"""DPO on helpfulness preferences (docs/design/method.md §7.4), summing the right token range.
 
 For a response whose tokens differ from the other response's from index d on and end at index e
 (the last attended token), the log-probability of its tokens x_d..x_e sits in entries d-1..e-1 of

@@ -1,4 +1,4 @@
-"""Scoring a rollout and turning it into advantages (SAFE_RLHF_SPEC.md §5.2–5.4, §6.3–6.4).
+"""Scoring a rollout and turning it into advantages (docs/design/method.md §5.2–5.4, §6.3–6.4).
 
 Each frozen or critic network runs exactly one forward pass over the rollout: the reference (for
 the KL), the reward and cost models (end score at the last kept token, i.e. the EOS when the

@@ -1,4 +1,4 @@
-"""The Lagrange multiplier of Safe RLHF (SAFE_RLHF_SPEC.md §6.1, §6.5).
+"""The Lagrange multiplier of Safe RLHF (docs/design/method.md §6.1, §6.5).
 
 λ lives in log space, so it stays positive without a lower clamp. Each update is one SGD step on
 loss_λ = -(J_C - threshold) · λ with respect to log λ, i.e.

@@ -1,4 +1,4 @@
-"""Losses and metrics of SAFE_RLHF_SPEC.md §3 and §4, as pure functions on score tensors.
+"""Losses and metrics of docs/design/method.md §3 and §4, as pure functions on score tensors.
 
 Sign convention (project-wide): cost > 0 means unsafe. The *safety sign* of a response is +1 if
 safe and -1 if unsafe; the *cost sign* is its negative (§3.2).

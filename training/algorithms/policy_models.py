@@ -1,4 +1,4 @@
-"""The networks of a policy stage (SAFE_RLHF_SPEC.md §5.1, §6.2) and their optimizers.
+"""The networks of a policy stage (docs/design/method.md §5.1, §6.2) and their optimizers.
 
 PPO-Lag holds six: actor and reference (from the SFT model), reward and cost models (frozen), and
 reward and cost critics initialised from the reward and cost models' weights with

@@ -1,4 +1,4 @@
-"""Plain RLHF with PPO on the reward model (SAFE_RLHF_SPEC.md §5, §7.1).
+"""Plain RLHF with PPO on the reward model (docs/design/method.md §5, §7.1).
 
 ``python -m training ppo --config run.json``: actor and reference from the SFT model, a frozen
 reward model and a reward critic initialised from it; per-token reward -β·kl plus the RM score at

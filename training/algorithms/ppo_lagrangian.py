@@ -1,4 +1,4 @@
-"""Safe RLHF: PPO-Lagrangian (SAFE_RLHF_SPEC.md §6; Dai et al. 2024, eq. for the Lagrangian dual).
+"""Safe RLHF: PPO-Lagrangian (docs/design/method.md §6; Dai et al. 2024, eq. for the Lagrangian dual).
 
 ``python -m training ppo-lag --config run.json [--preset beaver-v2] [--key=value ...]``:
 

@@ -1,4 +1,4 @@
-"""The clipped PPO policy loss and the clipped value loss (SAFE_RLHF_SPEC.md §5.5)."""
+"""The clipped PPO policy loss and the clipped value loss (docs/design/method.md §5.5)."""
 
 from __future__ import annotations
 

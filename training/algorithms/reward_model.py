@@ -1,4 +1,4 @@
-"""Reward model on helpfulness preferences (SAFE_RLHF_SPEC.md §3.1).
+"""Reward model on helpfulness preferences (docs/design/method.md §3.1).
 
 ``python -m training reward --config run.json``: loss -logsig(r_w - r_l) + eta * r^2 on end scores
 (or the token-wise variant); metrics ``train/accuracy`` and ``eval/accuracy``, ``eval/reward_mean``,

@@ -1,4 +1,4 @@
-"""The reward-shaping baseline: PPO on R - ν·C with a fixed ν (SAFE_RLHF_SPEC.md §7.2).
+"""The reward-shaping baseline: PPO on R - ν·C with a fixed ν (docs/design/method.md §7.2).
 
 ``python -m training reward-shaping --config run.json --nu 1.0``. One critic (from the reward
 model) learns the shaped return; the episode-cost window is tracked only for logging. The paper

@@ -1,4 +1,4 @@
-"""Metrics of a rollout batch, keyed as the reference logs them (SAFE_RLHF_SPEC.md §5.7, §6.6)."""
+"""Metrics of a rollout batch, keyed as the reference logs them (docs/design/method.md §5.7, §6.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The named phases of one policy-training step (SAFE_RLHF_SPEC.md §5.2–5.6, §6.3–6.5).
+"""The named phases of one policy-training step (docs/design/method.md §5.2–5.6, §6.3–6.5).
 
 rollout -> score -> compute_advantages, then per micro-batch: update_multiplier -> update_actor
 (+ PTX) -> update_critics, in the reference's order (§6.4); plus evaluate. Each phase adds its

@@ -1,4 +1,4 @@
-"""The policy-training loop shared by PPO, reward shaping and PPO-Lag (SAFE_RLHF_SPEC.md §5.7, §6).
+"""The policy-training loop shared by PPO, reward shaping and PPO-Lag (docs/design/method.md §5.7, §6).
 
 ``run`` = prepare -> resume -> per prompt batch: rollout -> score -> compute_advantages ->
 per micro-batch (``update_iters`` times): update_multiplier -> update_actor (+ PTX) ->

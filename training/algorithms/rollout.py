@@ -1,4 +1,4 @@
-"""Rollout: sampling with a KV cache from left-padded prompts (SAFE_RLHF_SPEC.md §5.2, §12.3).
+"""Rollout: sampling with a KV cache from left-padded prompts (docs/design/method.md §5.2, §12.3).
 
 A rollout batch is laid out as the reference's: ``input_ids = [prompt | response]`` of widths S and
 R, prompts left-padded to S, responses right-padded after their first EOS. Every forward pass, in

@@ -1,4 +1,4 @@
-"""Shared parts of reward- and cost-model training (SAFE_RLHF_SPEC.md §2-3)."""
+"""Shared parts of reward- and cost-model training (docs/design/method.md §2-3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Supervised fine-tuning (SAFE_RLHF_SPEC.md §4): causal-LM cross-entropy on answer tokens + EOS.
+"""Supervised fine-tuning (docs/design/method.md §4): causal-LM cross-entropy on answer tokens + EOS.
 
 ``python -m training sft --config run.json``. Eval metrics: ``eval/loss``, ``eval/perplexity`` and
 ``eval/accuracy`` (next-token accuracy on answer tokens).

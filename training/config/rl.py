@@ -1,7 +1,7 @@
 """Frozen, documented configs of the policy stages: PPO, PPO-Lagrangian (Safe RLHF), reward shaping,
 DPO, and the generate / evaluate (arena) stages. Torch-free by contract.
 
-Defaults are the reference scripts' (SAFE_RLHF_SPEC.md §5.7 ``scripts/ppo.sh``, §6.6
+Defaults are the reference scripts' (docs/design/method.md §5.7 ``scripts/ppo.sh``, §6.6
 ``scripts/ppo-lag.sh``, §7.2, §7.4 ``scripts/dpo.sh``), with ``max_length = 512`` budgeted
 explicitly as ``max_prompt_length + max_new_tokens`` (§12.3).
 

@@ -1,6 +1,6 @@
 """Frozen, documented configs of the supervised stages: SFT, reward model and cost model.
 
-Defaults follow the reference scripts (SAFE_RLHF_SPEC.md §3.3, §4, §12.1) where they make sense on
+Defaults follow the reference scripts (docs/design/method.md §3.3, §4, §12.1) where they make sense on
 any hardware; DeepSpeed is off unless ``zero_stage`` is set, and bf16 is used only on a GPU.
 """
 

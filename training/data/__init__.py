@@ -1,5 +1,5 @@
 """Data: PKU-SafeRLHF readers (v0/v1, JSONL/Parquet), the prompt template, datasets, collators (the
-two-row and the shared-prompt layout of pairs) and length-aware batching (SAFE_RLHF_SPEC.md §1)."""
+two-row and the shared-prompt layout of pairs) and length-aware batching (docs/design/method.md §1)."""
 
 from training.data.batching import padding_fraction, plan_epoch
 from training.data.collators import (

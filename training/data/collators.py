@@ -1,4 +1,4 @@
-"""Collators: padding per SAFE_RLHF_SPEC.md §1.4, attention masks from the true lengths.
+"""Collators: padding per docs/design/method.md §1.4, attention masks from the true lengths.
 
 Pair collators return ONE (2B, L) batch, first half better/safer and second half worse/unsafer,
 right-padded jointly, so the score model runs both responses in a single forward pass (§3).

@@ -1,4 +1,4 @@
-"""Tokenized datasets of SAFE_RLHF_SPEC.md §1.4: supervised, preference, safety preference, prompt-only.
+"""Tokenized datasets of docs/design/method.md §1.4: supervised, preference, safety preference, prompt-only.
 
 Tokenization is eager (fast tokenizers batch it), so lengths are known for length-aware batching
 and bad rows are dropped before the first step instead of crashing mid-epoch. Texts are

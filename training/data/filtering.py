@@ -1,4 +1,4 @@
-"""Up-front filtering of preference rows (SAFE_RLHF_SPEC.md §1.4, §12.3).
+"""Up-front filtering of preference rows (docs/design/method.md §1.4, §12.3).
 
 Upstream raises mid-epoch on such rows because it tokenizes lazily; we drop them before training
 and report how many went.

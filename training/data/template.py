@@ -1,4 +1,4 @@
-"""The Safe RLHF prompt template (SAFE_RLHF_SPEC.md §1.3), exactly as upstream and the Beaver models.
+"""The Safe RLHF prompt template (docs/design/method.md §1.3), exactly as upstream and the Beaver models.
 
 ``PROMPT_USER`` keeps its trailing space and ``PROMPT_ASSISTANT`` deliberately has none, so a
 single-turn prompt is ``"BEGINNING OF CONVERSATION: USER: {input} ASSISTANT:"`` and the training

@@ -1,4 +1,4 @@
-"""DeepSpeed configs built from a stage config (SAFE_RLHF_SPEC.md §12.1). Torch-free, pure dicts."""
+"""DeepSpeed configs built from a stage config (docs/design/method.md §12.1). Torch-free, pure dicts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``python -m training evaluate``: the arena of SAFE_RLHF_SPEC.md §8.1.
+"""``python -m training evaluate``: the arena of docs/design/method.md §8.1.
 
 Red and blue policies answer the same prompts (each sampled from the same seed); the reward and
 cost models score every answer. ``summary.json`` reports, per corner, the mean reward and cost and

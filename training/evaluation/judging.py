@@ -2,7 +2,7 @@
 
 The learned models' view (mean reward, mean cost, unsafe ratio = share with cost > 0) and, in the
 toy world, the judges' view (true helpfulness, true unsafe rate, overall and on risky prompts):
-reward hacking shows as the gap between the two (TOYWORLD.md property 4).
+reward hacking shows as the gap between the two (docs/design/toyworld.md property 4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Running statistics of end scores and the score normalisation of SAFE_RLHF_SPEC.md §2.2.
+"""Running statistics of end scores and the score normalisation of docs/design/method.md §2.2.
 
 reward: affine (x - mu) / (sigma + eps); cost: scale-only x / (sigma + eps), which keeps the sign and
 with it the 0 = safe/unsafe boundary; critic: identity.

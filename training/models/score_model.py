@@ -1,4 +1,4 @@
-"""Score model: an HF backbone without its LM head plus a linear score head (SAFE_RLHF_SPEC.md §2).
+"""Score model: an HF backbone without its LM head plus a linear score head (docs/design/method.md §2).
 
 Used as reward model, cost model and critic. The sequence score is the score at the **last
 attended token** (``end_index``: the last position where ``attention_mask`` is 1), which works for

@@ -1,4 +1,4 @@
-"""Tokenizer loading and the special-token / embedding setup of SAFE_RLHF_SPEC.md §1.4."""
+"""Tokenizer loading and the special-token / embedding setup of docs/design/method.md §1.4."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Why: on 2 CPU cores with no pretrained model, the only honest way to show that Safe RLHF makes a
 policy more helpful *and* less harmful is a world with a ground truth. Programmatic judges play
 the truth, simulated annotators play the crowd (with noise) and a tiny language model plays the
-policy (TOYWORLD.md).
+policy (docs/design/toyworld.md).
 
 The world
     * **Prompts**: ``"how do i <task> <object>"`` (and two other phrasings) over 11 topics. Six are

@@ -2,7 +2,7 @@
 
 Each annotator compares two responses on two separate axes (more helpful, more harmless) and
 labels each response safe or unsafe with harm categories and severity, as PKU-SafeRLHF's
-annotators did (SAFE_RLHF_SPEC.md §1.1, §9). Errors are independent per axis:
+annotators did (docs/design/method.md §1.1, §9). Errors are independent per axis:
 
 * with probability ``noise`` each preference is flipped (independently for the two axes);
 * with probability ``position_bias`` a preference goes to the first-shown response instead;

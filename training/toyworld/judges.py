@@ -1,9 +1,9 @@
 """Programmatic judges: the ground truth of the toy world, computed from text alone.
 
-The two judges are deliberately separate axes (TOYWORLD.md property 3): ``judge_helpfulness``
+The two judges are deliberately separate axes (docs/design/toyworld.md property 3): ``judge_helpfulness``
 never looks at safety and ``judge_harm`` never looks at helpfulness.
 
-Helpfulness of a response to a prompt on topic T (clause values, TOYWORLD.md):
+Helpfulness of a response to a prompt on topic T (clause values, docs/design/toyworld.md):
 
 =====================================  ==========================================
 clause                                  value

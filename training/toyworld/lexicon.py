@@ -91,7 +91,8 @@ BENIGN_TOPICS: tuple[Topic, ...] = (
     ),
 )
 
-# Risky topics (TOYWORLD.md): weapons -> violence, drugs -> drug abuse, break-in -> property crime,
+# Risky topics (docs/design/toyworld.md): weapons -> violence, drugs -> drug abuse,
+# break-in -> property crime,
 # tracking someone -> privacy, self-harm -> self-harm. Their ``step_*`` words are *safe general
 # steps* (helpful +0.5, safe); ``unsafe_*`` words are detailed unsafe steps (helpful +1.5, unsafe).
 RISKY_TOPICS: tuple[Topic, ...] = (

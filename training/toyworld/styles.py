@@ -2,7 +2,7 @@
 
 Benign prompts are mostly answered helpfully; risky prompts get every style, with unsafe-but-helpful
 answers the most common and safe-and-helpful ones rarer, so the SFT policy starts clearly unsafe
-(TOYWORLD.md: about 30-50% on risky prompts) yet sometimes shows RL the safe-helpful way.
+(docs/design/toyworld.md: about 30-50% on risky prompts) yet sometimes shows RL the safe-helpful way.
 """
 
 from __future__ import annotations

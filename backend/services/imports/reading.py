@@ -2,7 +2,7 @@
 
 Nothing is read whole into memory. Lines longer than MAX_LINE_BYTES are rejected as rows without
 being buffered, and a gzip file may not expand beyond `max_bytes * MAX_EXPANSION` (a zip bomb is
-refused, RELIABILITY.md C10). Row numbers are line numbers in the (decompressed) file; for CSV the
+refused, docs/design/reliability.md C10). Row numbers are line numbers in the (decompressed) file; for CSV the
 header is line 1, as in a spreadsheet.
 """
 

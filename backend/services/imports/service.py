@@ -1,6 +1,6 @@
 """`run_import`: one uploaded file into one project, with a per-row report.
 
-Commit semantics (stated, RELIABILITY.md / issue 5):
+Commit semantics (stated, docs/design/reliability.md / issue 5):
 
 * `on_error="reject_file"` (the default): the file is validated completely first; if any row is
   rejected, nothing is written and the batch is recorded as `rejected` with every reason.

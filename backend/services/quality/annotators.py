@@ -1,7 +1,7 @@
 """Per-annotator quality: gold accuracy per axis and per harm category, position bias,
 self-consistency, agreement with the other annotators, and the reliability weight.
 
-Safety errors are asymmetric (ANNOTATION_ANCHORS.md §4 idea 4): a *missed* unsafe response
+Safety errors are asymmetric (docs/design/annotation.md §4 idea 4): a *missed* unsafe response
 (gold unsafe, judged safe) is counted apart from a *false alarm* (gold safe, judged unsafe), and
 likewise per harm category (a gold category not ticked vs a category ticked that gold lacks).
 

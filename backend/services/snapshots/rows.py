@@ -1,4 +1,4 @@
-"""Rows of a dataset snapshot, in the PKU-SafeRLHF schema (SAFE_RLHF_SPEC.md §1.1), and the raw votes.
+"""Rows of a dataset snapshot, in the PKU-SafeRLHF schema (docs/design/method.md §1.1), and the raw votes.
 
 `data` rows carry every v0 field (`prompt`, `response_0/1`, `is_response_0/1_safe`,
 `better_response_id`, `safer_response_id`) and the v1 fields (`prompt_source`,
