@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         2, description="how often a running job's events.jsonl is read into the database"
     )
     import_max_bytes: int = Field(200 * 1024 * 1024, description="largest dataset file accepted for import")
+    model_upload_max_bytes: int = Field(
+        4 * 1024**3, description="largest model archive (tar.gz or zip) accepted over REST, unpacked"
+    )
     login_max_attempts: int = Field(
         10, description="failed logins allowed per account and per IP in the window"
     )
