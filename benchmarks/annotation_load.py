@@ -136,8 +136,8 @@ def bootstrap_admin(database_url: str) -> str:
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
-    from backend.api.deps import ROLE_SCOPES
     from backend.domain.enums import UserRole
+    from backend.edge.deps import ROLE_SCOPES
     from backend.services.tokens import create_token
     from backend.services.users import create_user
 

@@ -130,7 +130,7 @@ def db_session(engine):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def app(settings, db_session):  # type: ignore[no-untyped-def]
-    from backend.api.deps import get_db
+    from backend.edge.deps import get_db
     from backend.main import create_app
 
     application = create_app(settings)

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from backend.api.deps import ALL_ROLES, ROLE_SCOPES, DbDep, Principal, require
 from backend.domain.enums import TokenScope
 from backend.domain.errors import InvalidInput
+from backend.edge.deps import ALL_ROLES, ROLE_SCOPES, DbDep, Principal, require
 from backend.services.tokens import NewToken, create_token, list_tokens, revoke_token
 from backend.web.pages import render, see_other
 

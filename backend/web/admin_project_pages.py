@@ -11,10 +11,10 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from starlette.datastructures import FormData, UploadFile
 
-from backend.api.deps import DbDep, Principal, SettingsDep, require
 from backend.db.models import ImportBatch, Project, User
 from backend.domain.enums import ImportKind, ImportStatus, UserRole
 from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from backend.edge.deps import DbDep, Principal, SettingsDep, require
 from backend.services.access import visible_project, visible_projects_query
 from backend.services.imports import ImportOptions, run_import
 from backend.services.projects import (

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from backend.api.deps import DbDep, Principal, require
 from backend.domain.enums import UserRole
+from backend.edge.deps import DbDep, Principal, require
 from backend.services.access import visible_project
 from backend.services.quality.report import quality_report
 from backend.web.annotate_pages import category_names

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from backend.api.deps import DbDep, Principal, require
 from backend.domain.enums import UserRole
 from backend.domain.errors import Conflict, InvalidInput
+from backend.edge.deps import DbDep, Principal, require
 from backend.services.accounts import UserChanges, list_users, update_user
 from backend.services.users import create_user
 from backend.web.pages import render, see_other

@@ -12,10 +12,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from backend.api.deps import ALL_ROLES, DbDep, Principal, require
 from backend.db.models import Project
 from backend.domain.errors import Conflict, InvalidInput
 from backend.domain.labels import Position, ResponseLabel, ShownAnswer
+from backend.edge.deps import ALL_ROLES, DbDep, Principal, require
 from backend.services.access import visible_project, visible_projects_query
 from backend.services.assignments import Task, claim_next, get_task, skip_assignment
 from backend.services.progress import progress

@@ -11,7 +11,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from backend.api.deps import (
+from backend.domain.enums import UserRole
+from backend.domain.errors import NotAuthenticated, TooManyRequests
+from backend.edge.deps import (
     ALL_ROLES,
     DbDep,
     Principal,
@@ -21,8 +23,6 @@ from backend.api.deps import (
     require,
     session_cookie_name,
 )
-from backend.domain.enums import UserRole
-from backend.domain.errors import NotAuthenticated, TooManyRequests
 from backend.services.sessions import authenticate, end_session, start_session
 
 router = APIRouter(include_in_schema=False)

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from backend.api.deps import Principal
+from backend.edge.deps import Principal
 
 NOTICES = {
     "project_created": "Project created.",

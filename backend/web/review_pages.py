@@ -10,11 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from backend.api.deps import DbDep, Principal, require
 from backend.db.models import Comparison, Project
 from backend.domain.enums import Choice, UserRole
 from backend.domain.errors import InvalidInput
 from backend.domain.labels import CanonicalAnswer, ResponseLabel
+from backend.edge.deps import DbDep, Principal, require
 from backend.services.access import visible_project, visible_projects_query
 from backend.services.comparisons import ComparisonChanges, update_comparison
 from backend.services.quality.review import (

@@ -177,7 +177,7 @@ def test_an_empty_file_is_a_clear_error(client, admin_project) -> None:  # type:
 
 @pytest.fixture
 def small_limit_client(settings, db_session):  # type: ignore[no-untyped-def]
-    from backend.api.deps import get_db
+    from backend.edge.deps import get_db
     from backend.main import create_app
 
     app = create_app(settings.model_copy(update={"import_max_bytes": 2000}))

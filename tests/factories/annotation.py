@@ -123,8 +123,8 @@ def answer_json(
 
 def token_headers(session: Session, user: User, scopes: Sequence[str] | None = None) -> dict[str, str]:
     """An API token for `user` (all scopes its role allows unless given), as request headers."""
-    from backend.api.deps import ROLE_SCOPES
     from backend.domain.enums import TokenScope
+    from backend.edge.deps import ROLE_SCOPES
     from backend.services.tokens import create_token
 
     allowed = ROLE_SCOPES[user.role]

@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from backend.api.deps import ROLE_SCOPES
 from backend.domain.enums import ImportKind, TokenScope, UserRole
+from backend.edge.deps import ROLE_SCOPES
 from backend.services.imports import ImportOptions, run_import
 from backend.services.projects import ProjectChanges, add_member, create_project
 from backend.services.tokens import create_token

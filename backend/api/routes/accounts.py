@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from backend.api.deps import ALL_ROLES, ROLE_SCOPES, DbDep, Principal, require
 from backend.api.schemas.accounts import (
     TokenCreate,
     TokenCreated,
@@ -20,6 +19,7 @@ from backend.api.schemas.accounts import (
 )
 from backend.api.schemas.common import ERROR_RESPONSES
 from backend.domain.enums import TokenScope, UserRole
+from backend.edge.deps import ALL_ROLES, ROLE_SCOPES, DbDep, Principal, require
 from backend.services.accounts import UserChanges, list_users, update_user
 from backend.services.tokens import NewToken, create_token, list_tokens, revoke_token
 from backend.services.users import create_user, get_user

@@ -10,12 +10,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 
-from backend.api.deps import DbDep, Principal, SettingsDep, require
 from backend.api.schemas.common import ERROR_RESPONSES, ErrorRead
 from backend.api.schemas.data import ImportRead, ImportRejected, SnapshotCreate, SnapshotRead
 from backend.db.models import DatasetSnapshot, ImportBatch
 from backend.domain.enums import ImportKind, ImportStatus, TokenScope, UserRole
 from backend.domain.errors import NotFound
+from backend.edge.deps import DbDep, Principal, SettingsDep, require
 from backend.services.access import can_see_project, visible_project
 from backend.services.imports import ImportOptions, run_import
 from backend.services.snapshots import FILES, create_snapshot, list_snapshots, open_snapshot_file

@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from backend.api.deps import SettingsDep, public
+from backend.edge.deps import SettingsDep, public
 from backend.services.health import check_broker, check_database
 
 router = APIRouter()

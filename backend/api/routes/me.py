@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from backend.api.deps import ALL_ROLES, Principal, require
 from backend.domain.enums import UserRole
+from backend.edge.deps import ALL_ROLES, Principal, require
 
 router = APIRouter(tags=["account"])
 

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
-from backend.api.deps import ALL_ROLES, DbDep, Principal, require
 from backend.api.schemas.common import ERROR_RESPONSES
 from backend.api.schemas.projects import MemberRead, ProgressRead, ProjectCreate, ProjectRead, ProjectUpdate
 from backend.domain.enums import TokenScope, UserRole
+from backend.edge.deps import ALL_ROLES, DbDep, Principal, require
 from backend.services.access import visible_project, visible_projects_query
 from backend.services.progress import progress
 from backend.services.projects import (

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from backend.api.deps import DbDep, Principal, require
 from backend.api.schemas.common import ERROR_RESPONSES
 from backend.api.schemas.quality import (
     AgreementRead,
@@ -16,6 +15,7 @@ from backend.api.schemas.quality import (
     RateRead,
 )
 from backend.domain.enums import TokenScope, UserRole
+from backend.edge.deps import DbDep, Principal, require
 from backend.services.access import visible_project
 from backend.services.quality.annotators import Tally
 from backend.services.quality.report import AnnotatorRow, quality_report

@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from backend.api.convert import annotation_read, task_read
-from backend.api.deps import ALL_ROLES, DbDep, Principal, require
 from backend.api.schemas.common import ERROR_RESPONSES, ErrorRead
 from backend.api.schemas.queue import AnnotationRead, AnnotationSubmit, SubmitAndNextRead, TaskRead
 from backend.domain.enums import TokenScope
 from backend.domain.errors import DomainError
+from backend.edge.deps import ALL_ROLES, DbDep, Principal, require
 from backend.services.access import visible_project
 from backend.services.annotation_views import SubmittedAnnotation, get_own_annotation, list_own_annotations
 from backend.services.assignments import claim_next, get_assignment, skip_assignment

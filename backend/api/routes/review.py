@@ -6,10 +6,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from sqlalchemy import select
 
 from backend.api.convert import adjudication_read, aggregate_read, comparison_read, vote_read
-from backend.api.deps import DbDep, Principal, require
 from backend.api.schemas.common import ERROR_RESPONSES
 from backend.api.schemas.review import (
     AdjudicationCreate,
@@ -25,9 +23,9 @@ from backend.api.schemas.review import (
     ReviewItemRead,
     VotePage,
 )
-from backend.db.models import User
 from backend.domain.enums import Choice, ComparisonStatus, TokenScope, UserRole
 from backend.domain.labels import CanonicalAnswer, ResponseLabel
+from backend.edge.deps import DbDep, Principal, require
 from backend.services.access import visible_project
 from backend.services.comparisons import (
     ComparisonChanges,
@@ -46,6 +44,7 @@ from backend.services.quality.review import (
     visible_comparison,
 )
 from backend.services.quality.votes import load_votes
+from backend.services.user_lookup import get_emails
 
 router = APIRouter(tags=["review"], responses=ERROR_RESPONSES)
 Reader = Annotated[Principal, Depends(require(UserRole.reviewer, UserRole.admin, scope=TokenScope.read))]
@@ -222,8 +221,6 @@ def read_votes(
 ) -> VotePage:
     project = visible_project(db, user=principal.user, project_id=project_id)
     votes = load_votes(db, project_id=project.id, after_id=after_id, limit=limit)
-    emails = dict(
-        db.execute(select(User.id, User.email).where(User.id.in_({v.annotator_id for v in votes}))).all()
-    )
+    emails = get_emails(session=db, user_ids={v.annotator_id for v in votes})
     items = [vote_read(VoteView(v, emails.get(v.annotator_id, "?"), 1.0)) for v in votes]
     return VotePage(items=items, next_after_id=votes[-1].annotation_id if len(votes) == limit else None)

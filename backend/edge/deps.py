@@ -14,7 +14,11 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from backend.api.principal import (
+from backend.config import Settings, get_settings
+from backend.db.session import get_sessionmaker
+from backend.domain.enums import TokenScope, UserRole
+from backend.domain.errors import Forbidden, NotAuthenticated
+from backend.edge.principal import (
     ROLE_SCOPES,
     Policy,
     Principal,
@@ -22,10 +26,6 @@ from backend.api.principal import (
     principal_from_session,
     principal_from_token,
 )
-from backend.config import Settings, get_settings
-from backend.db.session import get_sessionmaker
-from backend.domain.enums import TokenScope, UserRole
-from backend.domain.errors import Forbidden, NotAuthenticated
 from backend.services.sessions import resolve_session
 
 __all__ = ["ROLE_SCOPES", "Policy", "Principal", "require", "public", "optional_principal"]

@@ -1,0 +1,19 @@
+"""Small read queries about users that several routes need, kept out of the routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.db.models import User
+
+
+def get_emails(*, session: Session, user_ids: Iterable[int]) -> dict[int, str]:
+    """The e-mail of each given user that exists, by id (unknown ids are simply absent)."""
+    wanted = set(user_ids)
+    if not wanted:
+        return {}
+    rows = session.execute(select(User.id, User.email).where(User.id.in_(wanted))).tuples().all()
+    return dict(rows)
