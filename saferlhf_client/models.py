@@ -223,6 +223,11 @@ class ImportResult:
     report: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def imported_rows(self) -> int:
+        """Rows that added something; duplicates were valid but already there."""
+        return self.accepted_rows - self.duplicate_rows
+
+    @property
     def rejected(self) -> list[dict[str, Any]]:
         return list(self.report.get("rejected", []))
 

@@ -154,8 +154,9 @@ def import_cmd(
             )
             report, status, rejected = batch.report, batch.status.value, batch.rejected_rows
             click.echo(
-                f"import {batch.id}: {status}; {batch.total_rows} rows, {batch.accepted_rows} accepted, "
-                f"{rejected} rejected, {batch.duplicate_rows} duplicates; created {report['created']}"
+                f"import {batch.id}: {status}; {batch.total_rows} rows read: "
+                f"{batch.accepted_rows - batch.duplicate_rows} imported, "
+                f"{batch.duplicate_rows} duplicates skipped, {rejected} rejected; created {report['created']}"
             )
     except DomainError as exc:
         fail(exc.detail)

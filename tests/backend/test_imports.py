@@ -133,6 +133,46 @@ def test_hh_rlhf_gz_splits_the_last_assistant_turn_and_needs_an_axis(
     assert "Moving is hard" in (multi.response_a.text if chosen == "a" else multi.response_b.text)
 
 
+def test_an_empty_hh_response_names_the_dialogue_and_its_turn(client, admin_project) -> None:  # type: ignore[no-untyped-def]
+    project, headers = admin_project
+    good = {
+        "chosen": "\n\nHuman: Hi\n\nAssistant: Hello!",
+        "rejected": "\n\nHuman: Hi\n\nAssistant: Go away.",
+    }
+    dialogue = "\n\nHuman: Hi\n\nAssistant: Hello.\n\nHuman: Tell me a joke."
+    empty = {
+        "chosen": f"{dialogue}\n\nAssistant: Why did the chicken...",
+        "rejected": f"{dialogue}\n\nAssistant:  ",
+    }
+    data = jsonl([good, empty])
+    response = upload(client, project.id, headers, "hh.jsonl", data, kind="hh_rlhf", hh_axis="helpfulness")
+    assert response.status_code == 422, response.text
+    assert response.json()["import"]["report"]["rejected"] == [
+        {"row": 2, "reason": "the 'rejected' dialogue's last Assistant turn (turn 4) is empty"}
+    ]
+
+
+def test_reimporting_a_file_imports_nothing_and_counts_every_row_as_a_duplicate(
+    client, db_session, admin_project
+) -> None:  # type: ignore[no-untyped-def]
+    project, headers = admin_project
+    data = (EXAMPLES / "hh_rlhf_harmless_sample.jsonl").read_bytes()
+    form = {"kind": "hh_rlhf", "hh_axis": "harmlessness"}
+    first = upload(client, project.id, headers, "hh.jsonl", data, **form).json()
+    again = upload(client, project.id, headers, "hh.jsonl", data, **form)
+    assert again.status_code == 201, again.text
+    body = again.json()
+    assert (first["imported_rows"], first["duplicate_rows"]) == (first["total_rows"], 0)
+    assert (body["imported_rows"], body["duplicate_rows"], body["rejected_rows"]) == (
+        0,
+        body["total_rows"],
+        0,
+    )
+    assert body["report"]["imported"] == 0
+    assert body["report"]["created"] == {"prompts": 0, "responses": 0, "comparisons": 0}
+    assert count(db_session, Comparison, project_id=project.id) == first["total_rows"]
+
+
 def test_rejected_rows_are_reported_by_number_and_nothing_is_written(
     client, db_session, admin_project
 ) -> None:  # type: ignore[no-untyped-def]
@@ -238,7 +278,7 @@ def test_cli_import_reports_rows_and_fails_on_rejected_files(db_session, databas
         main, ["import", "--project", name, "--kind", "pku_saferlhf", "--file", str(good), "--as", email]
     )
     assert result.exit_code == 0, result.output
-    assert "committed; 8 rows, 8 accepted" in result.output
+    assert "committed; 8 rows read: 8 imported, 0 duplicates skipped, 0 rejected" in result.output
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "p"}\n{"oops": 1}\n')
     result = runner.invoke(

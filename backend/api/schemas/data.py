@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from backend.domain.enums import ImportKind, ImportStatus
 
@@ -20,14 +20,19 @@ class ImportRead(BaseModel):
     filename: str
     file_sha256: str
     size_bytes: int
-    total_rows: int
-    accepted_rows: int
+    total_rows: int = Field(description="rows read from the file")
+    accepted_rows: int = Field(description="valid rows, duplicates included (0 when the file was rejected)")
     rejected_rows: int
-    duplicate_rows: int
+    duplicate_rows: int = Field(description="valid rows that added nothing new (already there, or repeated)")
     report: dict[str, Any] = Field(
         description="rejected rows (row number and reason), created counts, options"
     )
     created_at: dt.datetime
+
+    @computed_field(description="rows that added something: accepted_rows - duplicate_rows")  # type: ignore[prop-decorator]
+    @property
+    def imported_rows(self) -> int:
+        return self.accepted_rows - self.duplicate_rows
 
 
 class ImportRejected(BaseModel):

@@ -18,6 +18,7 @@ import hashlib
 import json
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from backend.domain.taxonomy import MAX_SEVERITY
@@ -45,8 +46,8 @@ class PromptRow:
     harm_category: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def content_hash(self) -> str:
+    @cached_property
+    def content_hash(self) -> str:  # computed once: dedup asks for it several times per row
         return content_hash(self.text)
 
 
@@ -56,8 +57,8 @@ class ResponseRow:
     model_name: str
     meta: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def content_hash(self) -> str:
+    @cached_property
+    def content_hash(self) -> str:  # computed once: dedup asks for it several times per row
         return content_hash(self.text)
 
 
@@ -254,23 +255,54 @@ def split_last_turn(transcript: Any, key: str) -> tuple[str, str]:
     return transcript[:cut], transcript[cut + len(ASSISTANT) :]
 
 
+def _turn_number(prefix: str) -> int:
+    """1-based number of the turn after `prefix` (Human and Assistant turns both count)."""
+    return prefix.count(HUMAN) + prefix.count(ASSISTANT) + 1
+
+
+def _hh_response(prefix: str, response: str, key: str) -> str:
+    """The last Assistant turn, with a reason that names the dialogue and the turn when unusable."""
+    where = f"the '{key}' dialogue's last Assistant turn (turn {_turn_number(prefix)})"
+    text = normalise_text(response)
+    if not text:
+        raise RowError(f"{where} is empty")
+    if len(text) > MAX_RESPONSE_CHARS:
+        raise RowError(f"{where} is longer than {MAX_RESPONSE_CHARS} characters")
+    if "\x00" in text:
+        raise RowError(f"{where} contains a NUL character")
+    return text
+
+
+def _hh_prompt(prefix: str) -> str:
+    text = normalise_text(prefix)
+    if not text.removeprefix("Human:").strip():
+        raise RowError("the dialogue before the last Assistant turn is empty")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise RowError(
+            f"the dialogue before the last Assistant turn is longer than {MAX_PROMPT_CHARS} characters"
+        )
+    if "\x00" in text:
+        raise RowError("the dialogue before the last Assistant turn contains a NUL character")
+    return text
+
+
 def parse_hh(data: dict[str, Any], default_source: str, *, axis: str, gold: bool) -> PairRow:
     chosen_prefix, chosen = split_last_turn(data.get("chosen"), "chosen")
     rejected_prefix, rejected = split_last_turn(data.get("rejected"), "rejected")
     if normalise_text(chosen_prefix) != normalise_text(rejected_prefix):
         raise RowError("'chosen' and 'rejected' differ before the last assistant turn")
     prompt = PromptRow(
-        text=_text({"prompt": chosen_prefix}, ("prompt",), "dialogue", MAX_PROMPT_CHARS),
+        text=_hh_prompt(chosen_prefix),
         source=default_source,
-        meta={"format": "hh_rlhf", "turns": chosen_prefix.count(HUMAN) + chosen_prefix.count(ASSISTANT)},
+        meta={"format": "hh_rlhf", "turns": _turn_number(chosen_prefix) - 1},
     )
     won = ResponseRow(
-        _text({"r": chosen}, ("r",), "chosen response", MAX_RESPONSE_CHARS),
+        _hh_response(chosen_prefix, chosen, "chosen"),
         default_source,
         {"hh_rlhf": {"axis": axis, "preferred": True}},
     )
     lost = ResponseRow(
-        _text({"r": rejected}, ("r",), "rejected response", MAX_RESPONSE_CHARS),
+        _hh_response(rejected_prefix, rejected, "rejected"),
         default_source,
         {"hh_rlhf": {"axis": axis, "preferred": False}},
     )

@@ -28,6 +28,7 @@ from backend.db.models import AuditEvent, ImportBatch, Project, Round, User
 from backend.domain.enums import ImportKind, ImportStatus
 from backend.domain.errors import Conflict, InvalidInput
 from backend.domain.taxonomy import category_lookup
+from backend.services.imports.bulk import merge_pairs, pair_stage
 from backend.services.imports.reading import guess_format, iter_rows
 from backend.services.imports.rows import (
     RowError,
@@ -36,7 +37,7 @@ from backend.services.imports.rows import (
     parse_prompt,
     parse_response,
 )
-from backend.services.imports.writer import BatchWriter, PairPolicy
+from backend.services.imports.writer import BatchWriter, PairPolicy, WriteStats
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ BATCH_ROWS = 500
 REPORT_LIMIT = 1000
 GOLD_OVERLAP = 1000  # gold items are meant for every annotator (each sees one at most once)
 AXES = ("helpfulness", "harmlessness")
+PAIR_KINDS = (ImportKind.pku_saferlhf, ImportKind.hh_rlhf)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def _validate_options(session: Session, project: Project, options: ImportOptions
         raise InvalidInput("on_error must be 'reject_file' or 'skip_rows'", code="invalid_option")
     if options.kind is ImportKind.hh_rlhf and options.hh_axis not in AXES:
         raise InvalidInput(
-            "say whether this HH-RLHF file holds helpfulness or harmlessness preferences (hh_axis)",
+            "choose the preference axis of this HH-RLHF file, helpfulness or harmlessness "
+            "(each HH-RLHF file holds one; hh_axis)",
             code="hh_axis_required",
         )
     if options.overlap is not None and not 1 <= options.overlap <= 1000:
@@ -173,16 +176,25 @@ def _validate_only(source: _Source) -> _Tally:
     return tally
 
 
-def _write_rows(
-    session: Session, project: Project, options: ImportOptions, source: _Source
-) -> tuple[_Tally, BatchWriter]:
-    policy = PairPolicy(
+def _policy(project: Project, options: ImportOptions) -> PairPolicy:
+    return PairPolicy(
         overlap=options.overlap or project.default_overlap,
         gold_overlap=GOLD_OVERLAP,
         priority=options.priority,
         round_id=options.round_id,
     )
-    writer = BatchWriter(session, project.id, policy)
+
+
+def _no_rows(session: Session) -> InvalidInput:
+    session.rollback()
+    return InvalidInput("the file holds no rows", code="empty_file")
+
+
+def _write_rows(
+    session: Session, project: Project, options: ImportOptions, source: _Source
+) -> tuple[_Tally, WriteStats]:
+    """Prompts and responses, in batches (they are small files: a few thousand prompts)."""
+    writer = BatchWriter(session, project.id, _policy(project, options))
     tally = _Tally()
     batch: list[Any] = []
     try:
@@ -204,9 +216,29 @@ def _write_rows(
             "another import added the same items at the same time; run this import again", code="import_race"
         ) from exc
     if tally.total == 0:
+        raise _no_rows(session)
+    return tally, writer.stats
+
+
+def _write_pairs(
+    session: Session, project: Project, options: ImportOptions, source: _Source
+) -> tuple[_Tally, WriteStats | None]:
+    """Preference pairs in one pass: every valid row is staged by COPY while the file is read
+    (bulk.py), and merged only when the file is acceptable. Stats are None when it is not."""
+    tally = _Tally()
+    with pair_stage(session) as stage:
+        for number, row, error in source.rows():
+            tally.total += 1
+            if error is not None:
+                tally.reject(number, error)
+            else:
+                stage.add(row)
+    if tally.total == 0:
+        raise _no_rows(session)
+    if tally.rejected and options.on_error == "reject_file":
         session.rollback()
-        raise InvalidInput("the file holds no rows", code="empty_file")
-    return tally, writer
+        return tally, None
+    return tally, merge_pairs(session, project.id, _policy(project, options), stage.rows)
 
 
 def run_import(
@@ -218,52 +250,65 @@ def run_import(
     upload: IO[bytes],
     filename: str,
     max_bytes: int,
+    bulk_pairs: bool = True,
 ) -> ImportBatch:
+    """`bulk_pairs=False` writes pairs with the batch writer, the reference that the bulk path is
+    tested against (tests/backend/test_import_bulk.py) and measured against (benchmarks)."""
     _validate_options(session, project, options)
     name = PurePath(filename.replace("\\", "/")).name[:300] or "upload"  # metadata only, never a path
     fmt = guess_format(name) if options.file_format == "auto" else options.file_format
     sha, size = file_sha256(upload)
     source = _Source(upload, _parser(options, project, (options.source or name)[:200]), fmt, max_bytes)
-    project_id = project.id
+    record = _Recorder(session, actor, project.id, options, name, sha, size)
+    if bulk_pairs and options.kind in PAIR_KINDS:
+        tally, stats = _write_pairs(session, project, options, source)
+        if stats is None:
+            return record(tally, None, ImportStatus.rejected)
+        return record(tally, stats, ImportStatus.committed)
     if options.on_error == "reject_file":
         checked = _validate_only(source)
         if checked.rejected:
             session.rollback()
-            return _record(
-                session, actor, project_id, options, name, sha, size, checked, None, ImportStatus.rejected
-            )
-    tally, writer = _write_rows(session, project, options, source)
-    return _record(
-        session, actor, project_id, options, name, sha, size, tally, writer, ImportStatus.committed
-    )
+            return record(checked, None, ImportStatus.rejected)
+    tally, written = _write_rows(session, project, options, source)
+    return record(tally, written, ImportStatus.committed)
 
 
-def _record(
-    session: Session,
-    actor: User,
-    project_id: int,
-    options: ImportOptions,
-    name: str,
-    sha: str,
-    size: int,
-    tally: _Tally,
-    writer: BatchWriter | None,
-    status: ImportStatus,
-) -> ImportBatch:
-    stats = writer.stats if writer is not None else None
+@dataclass(frozen=True)
+class _Recorder:
+    """Records the import batch, its report and its audit event, and commits."""
+
+    session: Session
+    actor: User
+    project_id: int
+    options: ImportOptions
+    name: str
+    sha: str
+    size: int
+
+    def __call__(self, tally: _Tally, stats: WriteStats | None, status: ImportStatus) -> ImportBatch:
+        return _record(self, tally, stats, status)
+
+
+def _record(rec: _Recorder, tally: _Tally, stats: WriteStats | None, status: ImportStatus) -> ImportBatch:
+    session, actor, project_id, options = rec.session, rec.actor, rec.project_id, rec.options
     accepted = tally.total - tally.rejected if status is ImportStatus.committed else 0
+    duplicates = stats.duplicate_rows if stats else 0
     batch = ImportBatch(
         project_id=project_id,
         kind=options.kind,
         status=status,
-        filename=name,
-        file_sha256=sha,
-        size_bytes=size,
+        filename=rec.name,
+        file_sha256=rec.sha,
+        size_bytes=rec.size,
         total_rows=tally.total,
         accepted_rows=accepted,
         rejected_rows=tally.rejected,
-        duplicate_rows=stats.duplicate_rows if stats else 0,
+        duplicate_rows=duplicates,
         report={
+            # Rows that added something; duplicates were valid but already there (or earlier in
+            # the file), so "imported" never counts them (a re-import imports 0 rows).
+            "imported": accepted - duplicates,
             "rejected": tally.listed or [],
             "rejected_listed": len(tally.listed or []),
             "created": stats.as_dict() if stats else {"prompts": 0, "responses": 0, "comparisons": 0},
@@ -284,5 +329,5 @@ def _record(
         )
     )
     session.commit()
-    logger.info("import %s of %s into project %s: %s", batch.id, name, project_id, status.value)
+    logger.info("import %s of %s into project %s: %s", batch.id, rec.name, project_id, status.value)
     return batch
