@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 
 from backend.db.models import ImportBatch, Project, User
-from backend.domain.enums import ImportKind, ImportStatus, UserRole
-from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from backend.domain.enums import ImportKind, UserRole
+from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PayloadTooLarge
 from backend.edge.deps import DbDep, Principal, SettingsDep, require
 from backend.services.access import visible_project, visible_projects_query
 from backend.services.imports import ImportOptions, run_import
+from backend.services.imports.kept import KeptUpload, find_kept, keep_upload
 from backend.services.projects import (
     ProjectChanges,
     add_member,
@@ -27,6 +27,7 @@ from backend.services.projects import (
     update_project,
 )
 from backend.services.snapshots import FILES, create_snapshot, list_snapshots
+from backend.web.forms import PageForm, form_file, form_text
 from backend.web.pages import render, see_other
 
 router = APIRouter(include_in_schema=False)
@@ -34,7 +35,7 @@ Admin = Annotated[Principal, Depends(require(UserRole.admin))]
 
 
 def _text(form: FormData, name: str) -> str:
-    return str(form.get(name, "")).strip()
+    return form_text(form, name).strip()
 
 
 def parse_project_form(form: FormData) -> ProjectChanges:
@@ -61,8 +62,8 @@ def parse_project_form(form: FormData) -> ProjectChanges:
             raise InvalidInput("the harm taxonomy must be a JSON list of {key, label, description} objects")
     return ProjectChanges(
         name=_text(form, "name") or None,
-        description=str(form.get("description", "")),
-        guidelines_md=str(form.get("guidelines_md", "")),
+        description=form_text(form, "description"),
+        guidelines_md=form_text(form, "guidelines_md"),
         harm_taxonomy=taxonomy,
         default_overlap=number("default_overlap", int),
         gold_rate=number("gold_rate", float),
@@ -79,28 +80,24 @@ def admin_home(request: Request, db: DbDep, principal: Admin) -> HTMLResponse:
 
 
 @router.post("/admin/projects", response_class=HTMLResponse)
-async def create_project_page(request: Request, db: DbDep, principal: Admin) -> Response:
-    form = await request.form()
-
-    def attempt() -> Response:
-        try:
-            project = create_project(session=db, actor=principal.user, changes=parse_project_form(form))
-        except (InvalidInput, Conflict) as exc:
-            rows = [
-                (p, project_counts(session=db, project=p))
-                for p in db.scalars(visible_projects_query(principal.user))
-            ]
-            values = {k: str(v) for k, v in form.items()}
-            return render(
-                request,
-                "admin/index.html",
-                principal,
-                {"rows": rows, "form": values, "errors": [exc.detail]},
-                status=422,
-            )
-        return see_other(f"/admin/projects/{project.id}", "project_created")
-
-    return await run_in_threadpool(attempt)
+def create_project_page(request: Request, form: PageForm, db: DbDep, principal: Admin) -> Response:
+    try:
+        project = create_project(session=db, actor=principal.user, changes=parse_project_form(form))
+    except (InvalidInput, Conflict) as exc:
+        db.rollback()
+        rows = [
+            (p, project_counts(session=db, project=p))
+            for p in db.scalars(visible_projects_query(principal.user))
+        ]
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        return render(
+            request,
+            "admin/index.html",
+            principal,
+            {"rows": rows, "form": values, "errors": [exc.detail]},
+            status=422,
+        )
+    return see_other(f"/admin/projects/{project.id}", "project_created")
 
 
 def project_context(db: DbDep, project: Project) -> dict[str, Any]:
@@ -131,6 +128,7 @@ def project_context(db: DbDep, project: Project) -> dict[str, Any]:
         "kinds": [k.value for k in ImportKind],
         "form": {},
         "errors": [],
+        "kept": None,
     }
 
 
@@ -141,51 +139,46 @@ def project_page(project_id: int, request: Request, db: DbDep, principal: Admin)
 
 
 def _rerender(
-    request: Request, db: DbDep, principal: Principal, project: Project, form: FormData, error: str
+    request: Request,
+    db: DbDep,
+    principal: Principal,
+    project: Project,
+    form: FormData,
+    error: str,
+    kept: KeptUpload | None = None,
 ) -> HTMLResponse:
     db.rollback()
     context = project_context(db, project)
-    context.update(form={k: str(v) for k, v in form.items() if not isinstance(v, UploadFile)}, errors=[error])
+    context.update(form={k: v for k, v in form.items() if isinstance(v, str)}, errors=[error])
+    if kept is not None:
+        context["kept"] = {"token": kept.token, "filename": kept.filename}
     return render(request, "admin/project.html", principal, context, status=422)
 
 
 @router.post("/admin/projects/{project_id}/settings", response_class=HTMLResponse)
-async def project_settings(project_id: int, request: Request, db: DbDep, principal: Admin) -> Response:
-    form = await request.form()
-
-    def attempt() -> Response:
+def project_settings(
+    project_id: int, request: Request, form: PageForm, db: DbDep, principal: Admin
+) -> Response:
+    project = visible_project(db, user=principal.user, project_id=project_id)
+    try:
+        update_project(session=db, actor=principal.user, project=project, changes=parse_project_form(form))
+    except (InvalidInput, Conflict) as exc:
+        db.rollback()
         project = visible_project(db, user=principal.user, project_id=project_id)
-        try:
-            update_project(
-                session=db, actor=principal.user, project=project, changes=parse_project_form(form)
-            )
-        except (InvalidInput, Conflict) as exc:
-            return _rerender(
-                request,
-                db,
-                principal,
-                visible_project(db, user=principal.user, project_id=project_id),
-                form,
-                exc.detail,
-            )
-        return see_other(f"/admin/projects/{project_id}", "settings_saved")
-
-    return await run_in_threadpool(attempt)
+        return _rerender(request, db, principal, project, form, exc.detail)
+    return see_other(f"/admin/projects/{project_id}", "settings_saved")
 
 
 @router.post("/admin/projects/{project_id}/members")
-async def add_member_page(project_id: int, request: Request, db: DbDep, principal: Admin) -> Response:
-    form = await request.form()
+def add_member_page(
+    project_id: int, request: Request, form: PageForm, db: DbDep, principal: Admin
+) -> Response:
+    project = visible_project(db, user=principal.user, project_id=project_id)
     raw = _text(form, "user_id")
-
-    def attempt() -> Response:
-        project = visible_project(db, user=principal.user, project_id=project_id)
-        if not raw.isdigit():
-            return _rerender(request, db, principal, project, form, "Pick a user to add.")
-        add_member(session=db, actor=principal.user, project=project, user_id=int(raw))
-        return see_other(f"/admin/projects/{project_id}", "member_added")
-
-    return await run_in_threadpool(attempt)
+    if not raw.isdigit():
+        return _rerender(request, db, principal, project, form, "Pick a user to add.")
+    add_member(session=db, actor=principal.user, project=project, user_id=int(raw))
+    return see_other(f"/admin/projects/{project_id}", "member_added")
 
 
 @router.post("/admin/projects/{project_id}/members/{user_id}/remove")
@@ -212,38 +205,62 @@ def _import_options(form: FormData) -> ImportOptions:
     )
 
 
-@router.post("/admin/projects/{project_id}/imports", response_class=HTMLResponse)
-async def import_page(
-    project_id: int, request: Request, db: DbDep, settings: SettingsDep, principal: Admin
-) -> Response:
-    form = await request.form()
-    upload = form.get("file")
+def _chosen_file(
+    form: FormData, settings: SettingsDep, principal: Principal, project: Project
+) -> tuple[IO[bytes], str, KeptUpload | None] | None:
+    """The file to import: a new upload, else the one kept from the last try; None if neither."""
+    upload = form_file(form, "file")
+    if upload is not None and upload.filename:
+        return upload.file, upload.filename, None
+    kept = find_kept(
+        settings.artifacts_dir,
+        _text(form, "kept_upload"),
+        user_id=principal.user.id,
+        project_id=project.id,
+    )
+    if kept is None:
+        return None
+    return kept.open(), kept.filename, kept
 
-    def attempt() -> Response:
-        project = visible_project(db, user=principal.user, project_id=project_id)
-        if not isinstance(upload, UploadFile) or not upload.filename:
-            return _rerender(request, db, principal, project, form, "Choose a file to import.")
+
+@router.post("/admin/projects/{project_id}/imports", response_class=HTMLResponse)
+def import_page(
+    project_id: int, request: Request, form: PageForm, db: DbDep, settings: SettingsDep, principal: Admin
+) -> Response:
+    """Imports the file, then redirects (303) to its report, whether rows were rejected or not, so
+    reloading the report never uploads the file again. An option error re-renders the form (422)
+    with the choices and the uploaded file kept for the next try."""
+    project = visible_project(db, user=principal.user, project_id=project_id)
+    chosen = _chosen_file(form, settings, principal, project)
+    if chosen is None:
+        return _rerender(request, db, principal, project, form, "Choose a file to import.")
+    stream, filename, kept = chosen
+    with stream:
         try:
             batch = run_import(
                 session=db,
                 actor=principal.user,
                 project=project,
                 options=_import_options(form),
-                upload=upload.file,
-                filename=upload.filename,
+                upload=stream,
+                filename=filename,
                 max_bytes=settings.import_max_bytes,
             )
         except DomainError as exc:
             if isinstance(exc, NotFound):
                 raise
-            return _rerender(request, db, principal, project, form, exc.detail)
-        if batch.status is ImportStatus.rejected:
-            return render(
-                request, "admin/import.html", principal, {"batch": batch, "project": project}, status=422
-            )
-        return see_other(f"/admin/imports/{batch.id}")
-
-    return await run_in_threadpool(attempt)
+            if kept is None and not isinstance(exc, PayloadTooLarge):
+                kept = keep_upload(
+                    settings.artifacts_dir,
+                    upload=stream,
+                    filename=filename,
+                    user_id=principal.user.id,
+                    project_id=project.id,
+                )
+            return _rerender(request, db, principal, project, form, exc.detail, kept)
+    if kept is not None:
+        kept.discard()
+    return see_other(f"/admin/imports/{batch.id}")
 
 
 @router.get("/admin/imports/{import_id}", response_class=HTMLResponse)
