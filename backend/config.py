@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     job_republish_after_s: float = Field(
         300, description="a queued job whose message was published longer ago than this is published again"
     )
+    job_queue: str = Field("gpu", description="Celery queue that new training jobs are published to")
     job_ingest_interval_s: float = Field(
         2, description="how often a running job's events.jsonl is read into the database"
     )

@@ -1,7 +1,9 @@
 """The Celery application, built lazily from the shared settings.
 
 Start a worker with `saferlhf worker` (or `celery -A worker.celery_app worker -Q default,gpu`).
-Queues: `default` for short tasks, `gpu` for training (one job at a time, prefetch 1).
+Queues: `default` for short tasks, `gpu` for training (one job at a time, prefetch 1):
+`celery -A worker.celery_app worker -Q gpu -c 1 --prefetch-multiplier 1`, one such worker per GPU,
+pinned with CUDA_VISIBLE_DEVICES (see the README and docker-compose.yml).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from kombu.entity import Queue
 
 from backend.config import Settings, get_settings
 from backend.domain import task_names
+
+# Every task except the training run: killed if it runs away (soft limit first, to clean up).
+SHORT_TASK_LIMITS: dict[str, Any] = {"soft_time_limit": 120, "time_limit": 180}
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -30,8 +35,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         # One message at a time per process: a long training job never hoards queued messages.
         "worker_prefetch_multiplier": 1,
-        "task_soft_time_limit": 120,
-        "task_time_limit": 180,
+        # No global time limits: a task-level None falls back to the global one, which would kill
+        # every training run after 3 minutes. Short tasks declare SHORT_TASK_LIMITS instead.
+        "task_soft_time_limit": None,
+        "task_time_limit": None,
         # Redelivery of unacked messages after this long. Training does not rely on it: its jobs
         # are fenced by DB leases and re-queued by the reaper (docs/design/reliability.md B3).
         "broker_transport_options": {"visibility_timeout": settings.broker_visibility_timeout_s},
@@ -42,6 +49,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": task_names.PING,
                 "schedule": 30.0,
                 "options": {"queue": task_names.DEFAULT_QUEUE},
+            },
+            "reap-expired-leases": {
+                "task": task_names.REAP_EXPIRED_LEASES,
+                "schedule": settings.job_reaper_interval_s,
+                "options": {"queue": task_names.DEFAULT_QUEUE, "expires": settings.job_reaper_interval_s},
             },
         },
     }

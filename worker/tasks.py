@@ -10,11 +10,16 @@ from typing import Any
 from celery import signals
 from sqlalchemy.dialects.postgresql import insert
 
+from backend.config import get_settings
 from backend.db.base import utcnow
 from backend.db.models import WorkerHeartbeat
-from backend.db.session import session_scope
+from backend.db.session import get_engine, get_sessionmaker, session_scope
 from backend.domain import task_names
-from worker.celery_app import get_app
+from backend.services.jobs_submit import mark_published
+from worker.celery_app import SHORT_TASK_LIMITS, get_app
+from worker.publish import publish_job
+from worker.reaper import reap
+from worker.runner import run_job
 
 logger = logging.getLogger(__name__)
 app = get_app()
@@ -34,7 +39,7 @@ def record_heartbeat(worker_id: str, queues: str) -> dict[str, Any]:
     return {"worker_id": worker_id, "pid": os.getpid(), "seen_at": now.isoformat()}
 
 
-@app.task(name=task_names.PING, bind=True)
+@app.task(name=task_names.PING, bind=True, **SHORT_TASK_LIMITS)
 def ping(self: Any) -> dict[str, Any]:
     """Proves the round trip API -> broker -> worker -> Postgres, and records the worker's liveness."""
     hostname = getattr(self.request, "hostname", None) or socket.gethostname()
@@ -55,3 +60,27 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
         record_heartbeat(hostname, queues)
     except Exception:  # a DB outage at start-up must not kill the worker; the beat ping retries
         logger.exception("could not record the worker heartbeat")
+
+
+# Training runs for hours: no time limit (the job's lease and the reaper bound a lost worker), and
+# the message is acknowledged late, but the row, not the message, decides who runs it.
+@app.task(name=task_names.RUN_TRAINING_JOB, acks_late=True, time_limit=None, soft_time_limit=None)
+def run_training_job(job_id: int) -> dict[str, Any]:
+    outcome = run_job(int(job_id), settings=get_settings(), sessions=get_sessionmaker())
+    if outcome.publish and publish_job(outcome.job_id, outcome.queue):
+        with session_scope() as session:
+            mark_published(session=session, job_id=outcome.job_id)
+    logger.info("job %s: %s %s", outcome.job_id, outcome.outcome, outcome.detail)
+    return {"job_id": outcome.job_id, "outcome": outcome.outcome, "detail": outcome.detail}
+
+
+@app.task(name=task_names.REAP_EXPIRED_LEASES, **SHORT_TASK_LIMITS)
+def reap_expired_leases() -> dict[str, Any]:
+    return reap(settings=get_settings(), sessions=get_sessionmaker())
+
+
+@signals.worker_process_init.connect
+def _fresh_connections_in_child(**_: Any) -> None:
+    """A pool child must not share the parent's database connections across fork."""
+    if get_engine.cache_info().currsize:
+        get_engine().dispose(close=False)
