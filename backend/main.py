@@ -58,7 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every JSON or form body is small; only dataset uploads may be large (docs/design/reliability.md C10).
     # Added before the security headers so that its early 413 answers carry them too.
     upload_limit = settings.import_max_bytes + MULTIPART_OVERHEAD
-    app.add_middleware(BodyLimit, default_limit=DEFAULT_MAX_BODY, upload_limit=upload_limit)
+    model_limit = settings.model_upload_max_bytes + MULTIPART_OVERHEAD
+    app.add_middleware(
+        BodyLimit, default_limit=DEFAULT_MAX_BODY, upload_limit=upload_limit, model_limit=model_limit
+    )
     install_security_headers(app, settings)
     app.mount("/static", StaticFiles(directory=str(settings.frontend_dir / "static")), name="static")
     app.include_router(api_router)

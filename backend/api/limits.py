@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UPLOAD_PATH = re.compile(r"^/(api/v1|admin)/projects/\d+/imports$")
+MODEL_UPLOAD_PATH = "/api/v1/models"  # a model directory as one archive: its own, larger limit
 
 
 def _too_large(limit: int) -> str:
@@ -22,16 +23,22 @@ def _too_large(limit: int) -> str:
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, *, default_limit: int, upload_limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, default_limit: int, upload_limit: int, model_limit: int | None = None
+    ) -> None:
         self.app = app
         self.default_limit = default_limit
         self.upload_limit = upload_limit
+        self.model_limit = model_limit or upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.upload_limit if UPLOAD_PATH.match(scope.get("path", "")) else self.default_limit
+        path = scope.get("path", "")
+        limit = self.upload_limit if UPLOAD_PATH.match(path) else self.default_limit
+        if path == MODEL_UPLOAD_PATH and scope.get("method") == "POST":
+            limit = self.model_limit
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(send, limit)

@@ -2,7 +2,7 @@
 group defined in ``base``: processes (serve, worker), operations (migrate, check, ping), accounts
 (create-user, set-password) and project data (create-project, import, export)."""
 
-from backend.cli import accounts, operations, processes, projects
+from backend.cli import accounts, models, operations, processes, projects
 from backend.cli.base import main
 
-__all__ = ["accounts", "main", "operations", "processes", "projects"]
+__all__ = ["accounts", "main", "models", "operations", "processes", "projects"]

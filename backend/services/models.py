@@ -17,11 +17,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.config import Settings
-from backend.db.models import DatasetSnapshot, ModelArtifact
+from backend.db.models import DatasetSnapshot, Metric, ModelArtifact, TrainingJob
 from backend.domain.enums import ArtifactKind
 from backend.domain.errors import InvalidInput, NotFound
 from backend.services.storage import resolve_artifact
@@ -206,3 +206,56 @@ def model_file_path(*, settings: Settings, model: ModelArtifact, rel: str) -> Pa
     if base not in path.parents or path.is_symlink() or not path.is_file():
         raise NotFound(f"model {model.id} has no file '{rel}'")
     return path
+
+
+def _final_metrics(session: Session, job_id: int) -> dict[str, float]:
+    """Each metric's value at its last step: what the training run ended with."""
+    latest = (
+        select(Metric.name, func.max(Metric.step).label("step"))
+        .where(Metric.job_id == job_id)
+        .group_by(Metric.name)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Metric.name, Metric.value)
+        .join(latest, (Metric.name == latest.c.name) & (Metric.step == latest.c.step))
+        .where(Metric.job_id == job_id)
+    )
+    return {name: value for name, value in rows}
+
+
+def model_lineage(*, session: Session, model: ModelArtifact) -> dict[str, Any]:
+    """Where a model came from: the snapshot (and its votes) it was trained on, its parent, the
+    job that trained it with that job's config and final metrics, and the models derived from it."""
+    snapshot = session.get(DatasetSnapshot, model.snapshot_id) if model.snapshot_id else None
+    parent = session.get(ModelArtifact, model.parent_id) if model.parent_id else None
+    job = session.get(TrainingJob, model.training_job_id) if model.training_job_id else None
+    children = session.scalars(
+        select(ModelArtifact).where(ModelArtifact.parent_id == model.id).order_by(ModelArtifact.id)
+    )
+    return {
+        "snapshot": None
+        if snapshot is None
+        else {
+            "id": snapshot.id,
+            "project_id": snapshot.project_id,
+            "round_id": snapshot.round_id,
+            "content_sha256": snapshot.content_sha256,
+            "row_count": snapshot.row_count,
+            "vote_count": snapshot.vote_count,
+            "votes_url": f"/api/v1/snapshots/{snapshot.id}/files/votes.jsonl",
+        },
+        "snapshot_sha256": model.snapshot_sha256,
+        "parent": None if parent is None else {"id": parent.id, "name": parent.name, "kind": parent.kind},
+        "training_job": None
+        if job is None
+        else {
+            "id": job.id,
+            "kind": job.kind,
+            "state": job.state,
+            "config": job.config,
+            "final_metrics": _final_metrics(session, job.id),
+            "finished_at": job.finished_at,
+        },
+        "children": [{"id": c.id, "name": c.name, "kind": c.kind} for c in children],
+    }
