@@ -21,9 +21,11 @@ from backend.web import (
     admin_quality_pages,
     admin_user_pages,
     annotate_pages,
+    api_docs,
     auth_pages,
     review_pages,
 )
+from backend.web.api_docs import mount_api_docs_assets
 from backend.web.security import install_security_headers
 from backend.web.templating import make_templates
 
@@ -44,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Safe RLHF platform",
         version="0.1.0",
         description=API_DESCRIPTION,
-        docs_url="/docs",
+        # /docs and /redoc are our own pages over locally served bundles (backend/web/api_docs.py).
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -63,9 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimit, default_limit=DEFAULT_MAX_BODY, upload_limit=upload_limit, model_limit=model_limit
     )
     install_security_headers(app, settings)
+    mount_api_docs_assets(app)
     app.mount("/static", StaticFiles(directory=str(settings.frontend_dir / "static")), name="static")
     app.include_router(api_router)
     app.include_router(health.router)
+    app.include_router(api_docs.router)
     app.include_router(auth_pages.router)
     app.include_router(admin_pages.router)
     for pages in (annotate_pages, review_pages, admin_project_pages, admin_quality_pages, admin_user_pages):

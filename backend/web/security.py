@@ -7,17 +7,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.config import Settings
 
-# No inline scripts or styles anywhere: pages load /static files only. /docs needs the Swagger UI
-# bundle from a CDN-free copy, so it gets its own, looser policy.
+# No inline scripts or styles anywhere: pages load /static files only. The API explorer (/docs,
+# /redoc; backend/web/api_docs.py) loads its bundles from /static too, but both bundles set inline
+# styles (ReDoc injects <style> elements) and ReDoc's search runs in a blob: worker, so those two
+# pages allow inline styles and blob: workers. Scripts stay 'self' only, and nothing is fetched from
+# another origin.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'"
 )
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; "
-    "frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'self'"
 )
 
 

@@ -45,7 +45,8 @@ MATRIX: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    ("MOUNT", "/static/api-docs/{path}"): PUBLIC,
     ("MOUNT", "/static/{path}"): PUBLIC,
     ("POST", "/logout"): ANYONE,
     ("GET", "/account/tokens"): ANYONE,
@@ -119,7 +120,7 @@ MATRIX: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/api/v1/snapshots/{snapshot_id}"): STAFF,
     ("GET", "/api/v1/snapshots/{snapshot_id}/files/{name}"): STAFF,
 }
-BUILTIN = {"/openapi.json", "/docs", "/docs/oauth2-redirect"}  # FastAPI's own, read-only
+BUILTIN = {"/openapi.json"}  # FastAPI's own, read-only
 # Valid bodies, so that probes reach the object lookup instead of stopping at validation.
 BODIES = {
     ("POST", "/api/v1/assignments/{assignment_id}/submit"): answer_json(),

@@ -15,6 +15,7 @@ from tests.support.live_server import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
@@ -56,9 +57,10 @@ def test_swagger_ui_renders_every_operation_offline_and_try_it_out_gets_200(
     health.locator(".opblock-summary").click()
     health.get_by_role("button", name="Try it out").click()
     health.get_by_role("button", name="Execute").click()
-    status = health.locator(".live-responses-table .response-col_status").first
+    status = health.locator(".live-responses-table tr.response .response-col_status")
     expect(status).to_have_text("200")
-    expect(health.locator(".live-responses-table .response-col_description")).to_contain_text('"status": "ok"')
+    body = health.locator(".live-responses-table tr.response .response-col_description")
+    expect(body).to_contain_text('"status": "ok"')
     page.screenshot(path=str(screenshots / "api-docs-swagger.png"))
 
     assert attempted == [], f"the explorer tried to reach other hosts: {attempted}"
@@ -78,5 +80,9 @@ def test_redoc_renders_every_operation_offline(browser, server: LiveServer, scre
     page.screenshot(path=str(screenshots / "api-docs-redoc.png"))
 
     assert attempted == [], f"ReDoc tried to reach other hosts: {attempted}"
-    assert problems == [], f"console or page errors: {problems}"
+    # ReDoc's side-menu credit always points an <img> at its CDN logo (no option turns it off). The
+    # page's CSP blocks it before any request leaves the browser (hence nothing in `attempted`), and
+    # ReDoc hides the image on that error. Anything else in the console is a failure.
+    unexpected = [p for p in problems if not (REDOC_LOGO in p and "Content Security Policy" in p)]
+    assert unexpected == [], f"console or page errors: {unexpected}"
     page.context.close()
