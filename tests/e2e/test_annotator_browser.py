@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from backend.db.models import Annotation, Assignment, Comparison, User
 from backend.domain.enums import Choice, ShownOrder
+from tests.e2e.helpers import login_with_keyboard, wait_for_new_pair
 from tests.support.live_server import LiveServer
 from tests.support.seed import World, seed_world, simulate_votes
 
@@ -29,24 +30,8 @@ def world(database_url: str) -> World:
     return world
 
 
-def login_with_keyboard(page, server: LiveServer, email: str, password: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{server.url}/login")
-    # The e-mail field has autofocus; keys typed before the browser applies it would be lost.
-    expect(page.locator("#email")).to_be_focused()
-    page.keyboard.type(email)
-    page.keyboard.press("Tab")
-    page.keyboard.type(password)
-    page.keyboard.press("Enter")
-
-
 def current_assignment(page) -> str:  # type: ignore[no-untyped-def]
     return page.locator("#assignment-id").input_value()
-
-
-def wait_for_new_pair(page, previous: str) -> None:  # type: ignore[no-untyped-def]
-    # Locator assertions, not wait_for_function: the page's CSP forbids eval, as it should.
-    expect(page.locator("#assignment-id")).not_to_have_value(previous)
-    expect(page.locator("#prompt-text")).not_to_have_text("")
 
 
 def test_annotator_annotates_three_pairs_with_the_keyboard_only(

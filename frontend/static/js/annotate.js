@@ -159,6 +159,69 @@
     } catch (e) { /* the counter is informative only */ }
   }
 
+  // HH-style prompts end with the Human turn that both responses answer; the prompt box is short,
+  // so it opens on that last turn (from its start when it is taller than the box) instead of on
+  // the dialogue's first lines. A single-turn prompt opens at its top.
+  function showPromptEnd() {
+    const box = document.getElementById("prompt-text");
+    const text = box.firstChild;
+    const start = box.textContent.lastIndexOf("Human:");
+    box.scrollTop = 0;
+    if (start <= 0 || !text || text.nodeType !== Node.TEXT_NODE) return;
+    const range = document.createRange();
+    range.setStart(text, start);
+    range.setEnd(text, start + 1);
+    const turnTop = range.getBoundingClientRect().top - box.getBoundingClientRect().top;
+    box.scrollTop = Math.min(Math.max(turnTop - 4, 0), box.scrollHeight - box.clientHeight);
+  }
+
+  // A half-entered answer survives a reload: it is kept per assignment in localStorage, restored
+  // when the same pair shows again, and dropped once the pair is submitted, skipped or lost.
+  const DRAFT_PREFIX = "saferlhf:draft:";
+  const DRAFT_MAX_AGE_MS = 24 * 3600 * 1000;
+  function draftKey(assignmentId) { return DRAFT_PREFIX + assignmentId; }
+
+  function saveDraft() {
+    if (!state.assignmentId || form.hidden) return;
+    const draft = {
+      checked: Array.from(form.querySelectorAll("input:checked"), (i) => [i.name, i.value]),
+      rationale: field("rationale").value,
+      elapsed: Math.round(performance.now() - state.startedAt),
+      savedAt: Date.now(),
+    };
+    try { localStorage.setItem(draftKey(state.assignmentId), JSON.stringify(draft)); } catch (e) { /* storage off or full: no draft */ }
+  }
+
+  function dropDraft(assignmentId) {
+    try { localStorage.removeItem(draftKey(assignmentId)); } catch (e) { /* nothing to drop */ }
+  }
+
+  function readDraft(key) {
+    try { return JSON.parse(localStorage.getItem(key) || "null"); } catch (e) { return null; }
+  }
+
+  function restoreDraft() {
+    const draft = readDraft(draftKey(state.assignmentId));
+    if (!draft || !Array.isArray(draft.checked)) return;
+    draft.checked.forEach(([name, value]) => {
+      const input = form.querySelector('input[name="' + CSS.escape(name) + '"][value="' + CSS.escape(value) + '"]');
+      if (input) input.checked = true;
+    });
+    field("rationale").value = typeof draft.rationale === "string" ? draft.rationale : "";
+    state.startedAt = performance.now() - (Number(draft.elapsed) || 0);
+    ["left", "right"].forEach(syncSide);
+  }
+
+  // Drafts of pairs that were never finished (the lease ran out) would otherwise pile up.
+  function pruneDrafts() {
+    try {
+      Object.keys(localStorage).filter((k) => k.startsWith(DRAFT_PREFIX)).forEach((k) => {
+        const draft = readDraft(k);
+        if (!draft || !(Date.now() - Number(draft.savedAt) < DRAFT_MAX_AGE_MS)) localStorage.removeItem(k);
+      });
+    } catch (e) { /* storage off */ }
+  }
+
   function resetForm() {
     form.querySelectorAll("input[type=radio], input[type=checkbox]").forEach((i) => { i.checked = false; });
     field("rationale").value = "";
@@ -170,13 +233,15 @@
     document.getElementById("prompt-text").textContent = task.prompt;
     document.getElementById("left-text").textContent = task.left;
     document.getElementById("right-text").textContent = task.right;
-    ["prompt-text", "left-text", "right-text"].forEach((id) => { document.getElementById(id).scrollTop = 0; });
+    ["left-text", "right-text"].forEach((id) => { document.getElementById(id).scrollTop = 0; });
     document.getElementById("assignment-id").value = String(task.assignment_id);
     state = { assignmentId: String(task.assignment_id), key: randomKey(), startedAt: performance.now(), confirmed: false, busy: false };
     document.getElementById("idempotency-key").value = state.key;
     resetForm();
+    restoreDraft();
     emptyState.hidden = true;
     form.hidden = false;
+    showPromptEnd();
     form.focus({ preventScroll: true });
   }
 
@@ -221,13 +286,15 @@
       return;
     }
     state.busy = true;
+    const assignmentId = state.assignmentId;
     try {
       // One request saves the answer and leases the next pair, so the next pair shows at once.
-      const { status, data } = await api("POST", "/api/v1/assignments/" + state.assignmentId + "/submit-and-next", body, { "Idempotency-Key": state.key });
-      if (status === 201) { showNext(data.next, "Saved."); countSaved(); if (!data.next) refreshProgress(); return; }
-      if (status === 409) { await loadNext((data && data.detail) ? "Previous pair not saved: " + data.detail : "Previous pair not saved."); return; }
+      const { status, data } = await api("POST", "/api/v1/assignments/" + assignmentId + "/submit-and-next", body, { "Idempotency-Key": state.key });
+      if (status === 201) { dropDraft(assignmentId); showNext(data.next, "Saved."); countSaved(); if (!data.next) refreshProgress(); return; }
+      if (status === 409) { dropDraft(assignmentId); await loadNext((data && data.detail) ? "Previous pair not saved: " + data.detail : "Previous pair not saved."); return; }
       if (status === 422 && data && data.code === "idempotency_key_reused") {
         // The first attempt reached the server before the connection dropped: that answer stands.
+        dropDraft(assignmentId);
         await loadNext("Your first answer for that pair had already been saved.");
         return;
       }
@@ -242,9 +309,10 @@
   async function skip() {
     if (state.busy || form.hidden) return;
     state.busy = true;
+    const assignmentId = state.assignmentId;
     try {
-      const { status, data } = await api("POST", "/api/v1/assignments/" + state.assignmentId + "/skip");
-      if (status === 200 || status === 409) await loadNext("Skipped; the pair went back to the pool.");
+      const { status, data } = await api("POST", "/api/v1/assignments/" + assignmentId + "/skip");
+      if (status === 200 || status === 409) { dropDraft(assignmentId); await loadNext("Skipped; the pair went back to the pool."); }
       else say("error", [(data && data.detail) || "Could not skip (" + status + ")."]);
     } catch (e) {
       say("error", ["Could not reach the server; try again."]);
@@ -312,7 +380,9 @@
     const name = event.target.name || "";
     if (name.endsWith("_safety")) syncSide(name.split("_")[0]);
     state.confirmed = false;
+    saveDraft();
   });
+  field("rationale").addEventListener("input", saveDraft);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     if (event.submitter && event.submitter.id === "skip-btn") skip(); else submit();
@@ -323,6 +393,8 @@
   document.addEventListener("keydown", onKey);
 
   ["left", "right"].forEach(syncSide);
+  pruneDrafts();
+  if (ws.dataset.hasTask === "true") { restoreDraft(); showPromptEnd(); }
   // On short laptop screens the pair needs the room; every control still shows its key, and
   // "?" brings the full legend back.
   if (window.innerHeight < 720) toggle(legend);
