@@ -4,6 +4,7 @@ the OpenAPI document every API operation is described in."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,17 @@ def test_sorting_by_a_field_outside_the_allowlist_is_400(client: TestClient, db_
         f"/api/v1/projects/{project.id}/comparisons", params={"sort": "priority"}, headers=headers
     )
     assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_explorer_pages_load_everything_from_this_server(client: TestClient, page: str) -> None:
+    """No CDN: every script and stylesheet the page names is a path here and is served, and the
+    page's CSP allows no other origin and no inline script."""
+    response = client.get(page)
+    assert response.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+    assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+    csp = response.headers["content-security-policy"]
+    assert "http" not in csp and "script-src 'self';" in csp, csp

@@ -11,8 +11,9 @@ from backend.api.schemas.common import ERROR_RESPONSES
 from backend.api.schemas.projects import MemberRead, ProgressRead, ProjectCreate, ProjectRead, ProjectUpdate
 from backend.domain.enums import TokenScope, UserRole
 from backend.edge.deps import ALL_ROLES, DbDep, Principal, require
-from backend.services.access import visible_project, visible_projects_query
+from backend.services.access import visible_project
 from backend.services.progress import progress
+from backend.services.project_lookup import list_visible_projects
 from backend.services.projects import (
     ProjectChanges,
     add_member,
@@ -34,7 +35,7 @@ def _changes(body: ProjectCreate | ProjectUpdate) -> ProjectChanges:
 
 @router.get("/projects", response_model=list[ProjectRead], summary="Projects you can see")
 def read_projects(db: DbDep, principal: Anyone) -> list[ProjectRead]:
-    return [ProjectRead.model_validate(p) for p in db.scalars(visible_projects_query(principal.user))]
+    return [ProjectRead.model_validate(p) for p in list_visible_projects(session=db, user=principal.user)]
 
 
 @router.post(
