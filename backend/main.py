@@ -23,6 +23,8 @@ from backend.web import (
     annotate_pages,
     api_docs,
     auth_pages,
+    job_pages,
+    model_pages,
     review_pages,
 )
 from backend.web.api_docs import mount_api_docs_assets
@@ -76,5 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for pages in (annotate_pages, review_pages, admin_project_pages, admin_quality_pages, admin_user_pages):
         app.include_router(pages.router)
     app.include_router(account_pages.router)
+    app.include_router(job_pages.router)
+    app.include_router(model_pages.router)
     logging.getLogger(__name__).info("app created (environment=%s)", settings.environment)
     return app

@@ -29,6 +29,10 @@ NOTICES = {
     "skipped": "Pair skipped; it went back to the pool.",
     "submitted": "Saved.",
     "lease_lost": "Your lease on that pair ran out and it went to someone else; here is the next one.",
+    "job_cancelled": "Cancel requested. A running job stops within the grace period.",
+    "job_not_cancellable": "That job has already finished; nothing was cancelled.",
+    "job_retried": "Job queued again; it resumes from its last complete checkpoint.",
+    "job_not_retryable": "Only a failed or cancelled job can be retried; nothing changed.",
 }
 
 

@@ -17,7 +17,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from backend.db.models import ApiToken, ImportBatch
+from backend.db.models import ApiToken, ImportBatch, ModelArtifact, TrainingJob
 from backend.domain.enums import UserRole
 from backend.services.assignments import claim_next
 from backend.services.snapshots import create_snapshot
@@ -119,6 +119,21 @@ MATRIX: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/api/v1/projects/{project_id}/snapshots"): STAFF,
     ("GET", "/api/v1/snapshots/{snapshot_id}"): STAFF,
     ("GET", "/api/v1/snapshots/{snapshot_id}/files/{name}"): STAFF,
+    # Model registry, job metrics and their pages: admins only (issue 10, items 4 and 5).
+    ("GET", "/vendor/plotly.min.js"): PUBLIC,
+    ("GET", "/admin/jobs"): ADMIN,
+    ("GET", "/admin/jobs/{job_id}"): ADMIN,
+    ("POST", "/admin/jobs/{job_id}/cancel"): ADMIN,
+    ("POST", "/admin/jobs/{job_id}/retry"): ADMIN,
+    ("GET", "/admin/models"): ADMIN,
+    ("GET", "/admin/models/{model_id}"): ADMIN,
+    ("GET", "/api/v1/models"): ADMIN,
+    ("POST", "/api/v1/models"): ADMIN,
+    ("GET", "/api/v1/models/{model_id}"): ADMIN,
+    ("GET", "/api/v1/models/{model_id}/files"): ADMIN,
+    ("GET", "/api/v1/models/{model_id}/archive"): ADMIN,
+    ("GET", "/api/v1/snapshots/{snapshot_id}/models"): ADMIN,
+    ("GET", "/api/v1/jobs/{job_id}/metrics"): ADMIN,
 }
 BUILTIN = {"/openapi.json"}  # FastAPI's own, read-only
 # Valid bodies, so that probes reach the object lookup instead of stopping at validation.
@@ -220,7 +235,15 @@ def world(app, db_session, settings) -> World:  # type: ignore[no-untyped-def]
     snapshot = create_snapshot(
         session=db_session, actor=admin, project=project, artifacts_dir=settings.artifacts_dir
     )
+    job = TrainingJob(kind="reward", project_id=project.id)
+    model = ModelArtifact(
+        kind="reward", name="probe", project_id=project.id, sha256="0" * 64, storage_key="models/probe"
+    )
+    db_session.add_all([job, model])
+    db_session.commit()
     ids = {
+        "job_id": job.id,
+        "model_id": model.id,
         "project_id": project.id,
         "comparison_id": comparisons[0].id,
         "assignment_id": held.assignment_id,
