@@ -1,0 +1,150 @@
+"""Training jobs on real Celery workers: submit over REST, run `python -m training` as a subprocess,
+stream metrics, register the model; crashes, lost workers, duplicate and lost messages, cancel,
+and a stage's own refusal (exit 2)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from backend.db.models import Metric, ModelArtifact
+from backend.domain.enums import JobState
+from tests.training.conftest import losses_from_events
+from tests.worker.conftest import FAST_CONFIG, Platform, training_pids
+from training.events import read_events
+
+DONE = (JobState.succeeded, JobState.failed, JobState.cancelled)
+
+
+def finished(job) -> bool:  # type: ignore[no-untyped-def]
+    return job.state in DONE
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def api(platform: Platform):  # type: ignore[no-untyped-def]
+    from backend.main import create_app
+
+    app = create_app(platform.settings)
+    with TestClient(app) as client:
+        yield client
+    app.state.engine.dispose()
+
+
+def events_of(platform: Platform, job_id: int) -> list[dict]:  # type: ignore[type-arg]
+    return read_events(platform.artifacts / f"jobs/{job_id}/output/events.jsonl")
+
+
+def test_a_reward_job_over_rest_runs_on_a_worker_streams_metrics_and_registers_a_model(
+    platform: Platform, start_worker, api: TestClient, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    start_worker()
+    response = api.post(
+        "/api/v1/jobs",
+        json={
+            "kind": "reward",
+            "config": FAST_CONFIG,
+            "inputs": platform.inputs(),
+            "project_id": platform.project_id,
+        },
+        headers=platform.admin_headers,
+    )
+    assert response.status_code == 201, response.text
+    job_id = response.json()["id"]
+    job = platform.wait_for(job_id, finished, timeout=240, what="finished")
+    assert job.state == JobState.succeeded, job.error
+    assert (job.attempt, job.current_step, job.total_steps, job.progress) == (1, 30, 30, 1.0)
+    with platform.sessions() as session:
+        losses = session.scalars(
+            select(Metric.step)
+            .where(Metric.job_id == job_id, Metric.name == "train/loss")
+            .order_by(Metric.step)
+        ).all()
+        model = session.scalar(select(ModelArtifact).where(ModelArtifact.training_job_id == job_id))
+    assert list(losses) == list(range(1, 31))
+    assert job.ingest_seq == events_of(platform, job_id)[-1]["seq"] + 1
+    assert events_of(platform, job_id)[-1]["status"] == "completed"
+    # The registered model: lineage, and the very weights the stage wrote.
+    assert model is not None and model.kind.value == "reward"
+    assert (model.parent_id, model.snapshot_id, model.project_id) == (
+        platform.base_model_id,
+        platform.snapshot_id,
+        platform.project_id,
+    )
+    output = platform.artifacts / f"jobs/{job_id}/output"
+    hashes = {f["path"]: f["sha256"] for f in model.files}
+    assert hashes["model.safetensors"] == sha256_of(output / "model.safetensors")
+    assert not any(path.startswith("checkpoints") for path in hashes)  # no optimizer state
+    # The API shows the job and its log; a client downloads the model and it scores the same.
+    shown = api.get(f"/api/v1/jobs/{job_id}", headers=platform.admin_headers).json()
+    assert shown["state"] == "succeeded" and shown["url"].endswith(f"/admin/jobs/{job_id}")
+    archive = api.get(f"/api/v1/models/{model.id}/archive", headers=platform.admin_headers)
+    assert archive.status_code == 200
+    target = tmp_path / "downloaded"
+    with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
+        tar.extractall(target, filter="data")
+    root = next(p.parent for p in target.rglob("config.json"))
+    assert {f: sha256_of(root / f) for f in hashes} == hashes
+    assert score_of(root) == score_of(output)
+
+
+def score_of(model_dir: Path) -> float:
+    import torch
+
+    from training.models.loading import load_score_model
+
+    model = load_score_model(model_dir).eval()
+    ids = torch.tensor([[1, 5, 9, 13, 2]])
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=torch.ones_like(ids))
+    return float(out.end_scores.flatten()[0])
+
+
+def test_kill_9_of_the_training_process_retries_and_resumes_after_the_checkpoint(
+    platform: Platform, start_worker
+) -> None:  # type: ignore[no-untyped-def]
+    start_worker()
+    config = {**FAST_CONFIG, "max_steps": 400, "save_steps": 20}
+    job_id = platform.submit(config)
+    run_json = platform.artifacts / f"jobs/{job_id}/run.json"
+    checkpoint = wait_for_checkpoint(platform, job_id)
+    pids = training_pids(run_json)
+    assert pids, "the stage's process was not found"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    job = platform.wait_for(job_id, finished, timeout=300, what="finished")
+    assert job.state == JobState.succeeded, job.error
+    assert job.attempt == 2
+    events = events_of(platform, job_id)
+    resumed = [e for e in events if e["type"] == "status" and e["status"] == "resumed"]
+    assert len(resumed) == 1 and resumed[0]["step"] >= checkpoint
+    after = events[events.index(resumed[0]) + 1 :]
+    first_step = next(e["step"] for e in after if e["type"] == "metric" and "train/loss" in e["metrics"])
+    assert first_step == resumed[0]["step"] + 1
+    with platform.sessions() as session:
+        count = session.scalar(
+            select(func.count()).where(Metric.job_id == job_id, Metric.name == "train/loss")
+        )
+    assert count == len(losses_from_events(platform.artifacts / f"jobs/{job_id}/output/events.jsonl")) == 400
+
+
+def wait_for_checkpoint(platform: Platform, job_id: int, timeout: float = 240) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        steps = [e["step"] for e in events_of(platform, job_id) if e["type"] == "checkpoint"]
+        if steps:
+            return int(steps[0])
+        time.sleep(0.05)
+    raise TimeoutError(f"job {job_id} wrote no checkpoint")
