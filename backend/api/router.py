@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.routes import accounts, data, job_metrics, me, models, projects, quality, queue, review
+from backend.api.routes import accounts, data, job_metrics, jobs, me, models, projects, quality, queue, review
 
 API_PREFIX = "/api/v1"
 
@@ -20,3 +20,4 @@ api_router.include_router(quality.router)
 api_router.include_router(data.router)
 api_router.include_router(models.router)
 api_router.include_router(job_metrics.router)
+api_router.include_router(jobs.router)

@@ -134,6 +134,12 @@ MATRIX: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/api/v1/models/{model_id}/archive"): ADMIN,
     ("GET", "/api/v1/snapshots/{snapshot_id}/models"): ADMIN,
     ("GET", "/api/v1/jobs/{job_id}/metrics"): ADMIN,
+    ("POST", "/api/v1/jobs"): ADMIN,
+    ("GET", "/api/v1/jobs"): ADMIN,
+    ("GET", "/api/v1/jobs/{job_id}"): ADMIN,
+    ("POST", "/api/v1/jobs/{job_id}/cancel"): ADMIN,
+    ("POST", "/api/v1/jobs/{job_id}/retry"): ADMIN,
+    ("GET", "/api/v1/jobs/{job_id}/log"): ADMIN,
 }
 BUILTIN = {"/openapi.json"}  # FastAPI's own, read-only
 # Valid bodies, so that probes reach the object lookup instead of stopping at validation.
