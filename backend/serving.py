@@ -12,10 +12,13 @@ the kernel spreads new connections across them by hashing each connection's addr
 Linux (other systems accept the option without balancing), so elsewhere ``serve`` falls back to
 uvicorn's workers.
 
-The supervisor starts the workers, restarts one that dies after running a while, and stops
-them all on SIGTERM or SIGINT. A worker that dies within ``EARLY_EXIT_S`` of its start (the app
-cannot import, the database URL is wrong, ...) stops the whole server with that worker's exit
-code instead of restarting in a loop.
+The supervisor starts the workers and stops them all on SIGTERM or SIGINT. A worker that exits
+with an error before it ever served (the app cannot import, the database URL has no driver, ...)
+is a start-up failure that a restart cannot fix: the whole server stops with that worker's exit
+code. Any other death (killed by a signal, as the OOM killer does, or an exit after serving) is
+replaced, after a back-off per worker slot that starts at ``BACKOFF_START_S`` and doubles up to
+``BACKOFF_CAP_S`` while replacements keep dying, and starts over once a worker has served for
+``STABLE_S``: a crash loop costs little CPU, and the healthy workers keep serving meanwhile.
 """
 
 from __future__ import annotations
@@ -31,12 +34,15 @@ import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
 from types import FrameType
 
 logger = logging.getLogger("saferlhf.serve")
 
 APP = "backend.main:create_app"
-EARLY_EXIT_S = 10.0
+BACKOFF_START_S = 0.5
+BACKOFF_CAP_S = 30.0
+STABLE_S = 30.0
 STOP_GRACE_S = 30.0
 BACKLOG = 2048
 
@@ -89,9 +95,16 @@ class ServeOptions:
     proxy_headers: bool = True
 
 
-def run_worker(options: ServeOptions) -> None:
-    """One worker process: its own SO_REUSEPORT socket, one uvicorn server."""
+def run_worker(options: ServeOptions, ready: Event) -> None:
+    """One worker process: its own SO_REUSEPORT socket, one uvicorn server; ``ready`` is set once
+    it accepts requests."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                ready.set()
 
     sock = reuse_port_socket(options.host, options.port)
     config = uvicorn.Config(
@@ -106,7 +119,22 @@ def run_worker(options: ServeOptions) -> None:
     # full collections while serving scan only the objects made since.
     gc.collect()
     gc.freeze()
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])
+
+
+@dataclass
+class Slot:
+    """One of the N worker places: its current process, and its back-off when that keeps dying."""
+
+    process: BaseProcess | None = None
+    ready: Event | None = None
+    ready_at: float | None = None  # when the supervisor first saw the worker ready
+    failures: int = 0  # deaths since a worker of this slot last served for STABLE_S
+    restart_at: float = 0.0
+
+
+def describe_exit(code: int) -> str:
+    return f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
 
 
 class Supervisor:
@@ -114,13 +142,16 @@ class Supervisor:
         self.options = options
         self.size = workers
         self.context = multiprocessing.get_context("spawn")
-        self.workers: list[tuple[BaseProcess, float]] = []  # (process, started at)
+        self.slots = [Slot() for _ in range(workers)]
         self.stopping = False
 
-    def _spawn(self) -> tuple[BaseProcess, float]:
-        process = self.context.Process(target=run_worker, args=(self.options,), name="saferlhf-api")
-        process.start()
-        return process, time.monotonic()
+    def _spawn(self, slot: Slot) -> None:
+        slot.ready = self.context.Event()
+        slot.ready_at = None
+        slot.process = self.context.Process(
+            target=run_worker, args=(self.options, slot.ready), name="saferlhf-api"
+        )
+        slot.process.start()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         del frame
@@ -129,10 +160,11 @@ class Supervisor:
         self.stopping = True
 
     def run(self) -> int:
-        """Serve until a signal (exit code 0) or a worker's early death (its exit code)."""
+        """Serve until a signal (exit code 0) or a worker's start-up failure (its exit code)."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self.workers = [self._spawn() for _ in range(self.size)]
+            for slot in self.slots:
+                self._spawn(slot)
             logger.info(
                 "serving on http://%s:%d with %d workers (SO_REUSEPORT)",
                 self.options.host,
@@ -147,36 +179,58 @@ class Supervisor:
 
     def _watch(self) -> int:
         while not self.stopping:
-            for i, (process, started) in enumerate(self.workers):
-                if process.is_alive() or self.stopping:
+            now = time.monotonic()
+            for slot in self.slots:
+                if self.stopping:
+                    break
+                if slot.process is None:
+                    if now >= slot.restart_at:
+                        self._spawn(slot)
                     continue
-                code = process.exitcode if process.exitcode is not None else 1
-                lived = time.monotonic() - started
-                if lived < EARLY_EXIT_S:
-                    logger.error(
-                        "worker %d exited with code %s %.1fs after it started; stopping the server "
-                        "(see its error above)",
-                        process.pid,
-                        code,
-                        lived,
-                    )
-                    return code if code > 0 else 1
-                logger.warning("worker %d exited with code %s; starting a new one", process.pid, code)
-                self.workers[i] = self._spawn()
+                if slot.process.is_alive():
+                    if slot.ready_at is None and slot.ready is not None and slot.ready.is_set():
+                        slot.ready_at = now
+                    continue
+                failed = self._on_exit(slot, now)
+                if failed is not None:
+                    return failed
             time.sleep(0.2)
         return 0
+
+    def _on_exit(self, slot: Slot, now: float) -> int | None:
+        """Schedule the replacement of a dead worker, or return the exit code to stop with."""
+        assert slot.process is not None
+        pid, code = slot.process.pid, slot.process.exitcode if slot.process.exitcode is not None else 1
+        served = slot.ready_at is not None or (slot.ready is not None and slot.ready.is_set())
+        slot.process = None
+        if not served and code >= 0:
+            logger.error(
+                "worker %d exited with code %s before it was ready; stopping the server "
+                "(see its error above)",
+                pid,
+                code,
+            )
+            return code if code > 0 else 1
+        if slot.ready_at is not None and now - slot.ready_at >= STABLE_S:
+            slot.failures = 0
+        delay = min(BACKOFF_START_S * 2**slot.failures, BACKOFF_CAP_S)
+        slot.failures += 1
+        slot.restart_at = now + delay
+        logger.warning("worker %d %s; starting a new one in %.1fs", pid, describe_exit(code), delay)
+        return None
 
     def _stop_all(self) -> None:
         # SIGTERM, not SIGINT: uvicorn treats a second SIGINT as "quit now", and on Ctrl-C the
         # workers already got one from the terminal.
-        for process, _ in self.workers:
+        processes = [slot.process for slot in self.slots if slot.process is not None]
+        for process in processes:
             if process.is_alive() and process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):  # exited just now
                     process.terminate()
         deadline = time.monotonic() + STOP_GRACE_S
-        for process, _ in self.workers:
+        for process in processes:
             process.join(timeout=max(0.0, deadline - time.monotonic()))
-        for process, _ in self.workers:
+        for process in processes:
             if process.is_alive():
                 logger.warning("worker %d did not stop in %.0fs; killing it", process.pid, STOP_GRACE_S)
                 process.kill()
