@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 
 from saferlhf_client.errors import error_for
-from saferlhf_client.registry import RegistryMixin
 from saferlhf_client.models import (
     Annotation,
     Answer,
@@ -24,6 +23,7 @@ from saferlhf_client.models import (
     Token,
     User,
 )
+from saferlhf_client.registry import RegistryMixin
 
 API = "/api/v1"
 
@@ -199,10 +199,12 @@ class Client(RegistryMixin):
         )
         return ImportResult.from_json(data)
 
-    def create_snapshot(self, project_id: int, *, round_id: int | None = None) -> Snapshot:
-        response = self.http.post(
-            f"{API}/projects/{project_id}/snapshots", json={"round_id": round_id}, headers=self.headers
-        )
+    def create_snapshot(
+        self, project_id: int, *, round_id: int | None = None, complete_only: bool = False
+    ) -> Snapshot:
+        """complete_only: only pairs that got every annotation asked for (k of k)."""
+        body = {"round_id": round_id, "complete_only": complete_only}
+        response = self.http.post(f"{API}/projects/{project_id}/snapshots", json=body, headers=self.headers)
         return Snapshot.from_json(check(response), created=response.status_code == 201)
 
     def download_snapshot_file(self, snapshot_id: int, name: str, destination: str | Path) -> Path:

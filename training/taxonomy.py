@@ -50,6 +50,8 @@ PKU_V1_CATEGORIES: tuple[str, ...] = (
 )
 
 # Nearest BeaverTails category for each v1 category (our judgement; v1 has no official mapping).
+# backend/domain/taxonomy.py holds the same map for imports (neither package may import the other);
+# tests/backend/test_export_training.py fails if the two differ.
 PKU_V1_TO_BEAVERTAILS: dict[str, str] = {
     "Animal Abuse": "Animal Abuse",
     "Copyright Issues": "Non-Violent Unethical Behavior",

@@ -58,7 +58,8 @@ SEVERITY_LEVELS: tuple[tuple[int, str, str], ...] = (
 MAX_SEVERITY = 3
 
 # Nearest BeaverTails category for each PKU-SafeRLHF v1 category (our judgement; v1 publishes no
-# official mapping). Kept in step with training/taxonomy.py, which backend may not import.
+# official mapping). training/taxonomy.py holds the same map (backend may not import training, nor
+# training backend); tests/backend/test_export_training.py fails if the two differ.
 PKU_V1_TO_BEAVERTAILS: dict[str, str] = {
     "Animal Abuse": "Animal Abuse",
     "Copyright Issues": "Non-Violent Unethical Behavior",

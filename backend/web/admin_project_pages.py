@@ -273,10 +273,16 @@ def import_report(import_id: int, request: Request, db: DbDep, principal: Admin)
 
 
 @router.post("/admin/projects/{project_id}/snapshots")
-def snapshot_page(project_id: int, db: DbDep, settings: SettingsDep, principal: Admin) -> Response:
+def snapshot_page(
+    project_id: int, form: PageForm, db: DbDep, settings: SettingsDep, principal: Admin
+) -> Response:
     project = visible_project(db, user=principal.user, project_id=project_id)
     result = create_snapshot(
-        session=db, actor=principal.user, project=project, artifacts_dir=settings.artifacts_dir
+        session=db,
+        actor=principal.user,
+        project=project,
+        artifacts_dir=settings.artifacts_dir,
+        complete_only=_text(form, "complete_only") == "1",
     )
     notice = "snapshot_created" if result.created else "snapshot_exists"
     return see_other(f"/admin/projects/{project_id}", notice)

@@ -13,8 +13,8 @@ from backend.domain.enums import Choice, UserRole
 from backend.domain.labels import ResponseLabel, ShownAnswer, choice_to_position
 from backend.services.assignments import claim_next
 from backend.services.submissions import submit_annotation
-from tests.factories import make_user
-from tests.factories.annotation import make_comparisons, make_project, token_headers
+from tests.factories import login, make_user
+from tests.factories.annotation import csrf_of, make_comparisons, make_project, token_headers
 
 UNSAFE = ResponseLabel(False, ("violence", "self_harm"), 3)
 
@@ -90,27 +90,47 @@ def test_snapshot_rows_follow_the_pku_saferlhf_schema(client: TestClient, export
     assert len(votes) == 4 and {json.loads(v)["comparison_id"] for v in votes} == {first.id, second.id}
 
 
-def test_datasets_loads_the_jsonl_and_parquet_files(client: TestClient, exported, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from datasets import load_dataset
+def test_datasets_loads_jsonl_and_parquet_with_equal_features_column_order_and_rows(
+    client: TestClient, exported, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from datasets import Features, load_dataset
 
     _, _, _, headers, snapshot = exported
-    jsonl = download(client, snapshot, "data.jsonl", headers, tmp_path)
-    parquet = download(client, snapshot, "data.parquet", headers, tmp_path)
-    votes = download(client, snapshot, "votes.parquet", headers, tmp_path)
+    manifest = json.loads(download(client, snapshot, "manifest.json", headers, tmp_path).read_text())
     cache = str(tmp_path / "hf-cache")
-    from_json = load_dataset("json", data_files=str(jsonl), split="train", cache_dir=cache)
-    from_parquet = load_dataset("parquet", data_files=str(parquet), split="train", cache_dir=cache)
-    assert from_json.num_rows == from_parquet.num_rows == 1
-    for key in (
-        "prompt",
-        "response_0",
-        "response_1",
-        "better_response_id",
-        "safer_response_id",
-        "is_response_1_safe",
-    ):
-        assert from_json[0][key] == from_parquet[0][key]
-    assert load_dataset("parquet", data_files=str(votes), split="train", cache_dir=cache).num_rows == 4
+    for table, rows in (("data", 1), ("votes", 4)):
+        jsonl = download(client, snapshot, f"{table}.jsonl", headers, tmp_path)
+        parquet = download(client, snapshot, f"{table}.parquet", headers, tmp_path)
+        features = Features.from_dict(manifest["features"][table])
+        from_json = load_dataset(
+            "json", data_files=str(jsonl), features=features, split="train", cache_dir=cache
+        )
+        from_parquet = load_dataset("parquet", data_files=str(parquet), split="train", cache_dir=cache)
+        assert from_json.features == from_parquet.features == features
+        assert from_json.column_names == from_parquet.column_names == list(manifest["features"][table])
+        assert from_json.num_rows == from_parquet.num_rows == rows
+        assert from_json.to_list() == from_parquet.to_list()
+        assert list(json.loads(jsonl.read_text().splitlines()[0])) == from_parquet.column_names
+    data = load_dataset("parquet", data_files=str(tmp_path / "data.parquet"), split="train", cache_dir=cache)
+    assert data.features["round_id"].dtype == "int64" and data[0]["round_id"] is None  # typed, not null
+    assert data.features["ties"].feature.dtype == "string" and data[0]["ties"] == []
+
+
+def test_the_manifest_hashes_every_file_and_derives_the_content_hash_from_them(
+    client: TestClient, exported, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    _, _, _, headers, snapshot = exported
+    manifest = json.loads(download(client, snapshot, "manifest.json", headers, tmp_path).read_text())
+    names = {"data.jsonl", "data.parquet", "excluded.jsonl", "votes.jsonl", "votes.parquet"}
+    assert set(manifest["files"]) == names and set(snapshot["files"]) == names | {"manifest.json"}
+    for name, entry in manifest["files"].items():
+        payload = download(client, snapshot, name, headers, tmp_path).read_bytes()
+        assert entry == {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}, name
+    lines = "".join(f"{name}:{manifest['files'][name]['sha256']}\n" for name in sorted(names))
+    derived = hashlib.sha256(lines.encode()).hexdigest()
+    assert manifest["content_sha256"] == snapshot["content_sha256"] == derived
 
 
 def test_exporting_again_without_changes_returns_the_same_snapshot(client: TestClient, exported) -> None:  # type: ignore[no-untyped-def]
@@ -162,3 +182,40 @@ def test_other_projects_snapshots_are_not_found_for_reviewers(
     assert (
         client.get(f"/api/v1/snapshots/{snapshot['id']}/files/data.jsonl", headers=headers).status_code == 404
     )
+
+
+def test_complete_pairs_only_leaves_out_pairs_short_of_k_annotations(
+    client: TestClient, db_session, exported
+) -> None:  # type: ignore[no-untyped-def]
+    """A third pair asks for 3 annotations and gets 2 agreeing ones: a data row, but not complete."""
+    from backend.domain.labels import ShownAnswer
+    from backend.services.projects import list_members
+
+    project, first, _, headers, snapshot = exported
+    (third,) = make_comparisons(db_session, project, 1, overlap=3)
+    for person in [
+        m for m in list_members(session=db_session, project=project) if m.role is UserRole.annotator
+    ]:
+        task = claim_next(session=db_session, user=person, project_id=project.id)
+        assert task is not None and task.comparison_id == third.id
+        a_is = choice_to_position(Choice.a, task.shown_order)
+        answer = ShownAnswer(ResponseLabel(True), ResponseLabel(True), a_is, a_is)
+        submit_annotation(session=db_session, user=person, assignment_id=task.assignment_id,
+                          answer=answer, idempotency_key="third")  # fmt: skip
+    admin = make_user(db_session, role=UserRole.admin)
+    login(client, admin.email)
+    page = client.post(
+        f"/admin/projects/{project.id}/snapshots",
+        data={"csrf_token": csrf_of(db_session, admin), "complete_only": "1"},
+    )
+    assert page.status_code == 303 and page.headers["location"].endswith("notice=snapshot_exists")
+    url = f"/api/v1/projects/{project.id}/snapshots"
+    complete = client.post(url, json={"complete_only": True}, headers=headers)
+    assert complete.status_code == 200 and complete.json()["id"] == snapshot["id"]  # the same content
+    everything = client.post(url, headers=headers)
+    assert everything.status_code == 201 and everything.json()["row_count"] == 2
+    from saferlhf_client import Client
+
+    api = Client("http://testserver", headers["Authorization"].removeprefix("Bearer "), http=client)
+    assert api.create_snapshot(project.id, complete_only=True).id == snapshot["id"]
+    assert api.create_snapshot(project.id).row_count == 2

@@ -124,6 +124,7 @@ def post_snapshot(
         project=project,
         artifacts_dir=settings.artifacts_dir,
         round_id=body.round_id if body else None,
+        complete_only=body.complete_only if body else False,
     )
     code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
     return JSONResponse(snapshot_read(result.snapshot).model_dump(mode="json"), status_code=code)

@@ -63,3 +63,6 @@ class SnapshotCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     round_id: int | None = Field(None, description="only this round's comparisons; default: all")
+    complete_only: bool = Field(
+        False, description="only pairs that got every annotation asked for (k of k); default: all"
+    )

@@ -147,7 +147,11 @@ def merge_pairs(session: Session, project_id: int, policy: PairPolicy, staged: i
     }
     stats = WriteStats()
     with driver(session).cursor() as cursor:
-        cursor.execute("ANALYZE import_pair_stage")  # temporary tables get no statistics otherwise
+        # Temporary tables get no statistics otherwise; the hashes are all the joins need (the
+        # texts would make ANALYZE read and detoast every sampled row).
+        cursor.execute("ANALYZE import_pair_stage (p_hash, a_hash, b_hash)")
+        # The DISTINCT ON sorts carry the texts; in the default 4 MB they spill to disk.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(_PROMPTS, params)
         stats.prompts = cursor.rowcount
         cursor.execute(_RESPONSES, params)

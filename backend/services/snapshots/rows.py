@@ -11,6 +11,7 @@ rows: the PKU schema has no "equal", and a null id would be misread by trainers.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ class PairText:
     response_1: str
     response_0_source: str
     response_1_source: str
+    complete: bool  # every annotation it was meant to get (overlap k) was submitted
 
 
 def _categories(side: SideResult, taxonomy: list[dict[str, Any]]) -> dict[str, bool]:
@@ -175,3 +177,29 @@ VOTE_SCHEMA = pa.schema(
         ("annotator_weight", pa.float64()),
     ]
 )
+
+
+def _feature(kind: pa.DataType) -> dict[str, Any]:
+    if pa.types.is_struct(kind):
+        return {kind.field(i).name: _feature(kind.field(i).type) for i in range(kind.num_fields)}
+    if pa.types.is_list(kind):
+        # "Sequence" is what every `datasets` release reads (5.x reads it as its List).
+        return {"feature": _feature(kind.value_type), "_type": "Sequence"}
+    names = {pa.string(): "string", pa.bool_(): "bool", pa.int64(): "int64", pa.float64(): "float64"}
+    return {"dtype": names[kind], "_type": "Value"}
+
+
+def hf_features(schema: pa.Schema) -> dict[str, Any]:
+    """The Hugging Face `datasets` features of a schema, as `Features.to_dict()` writes them.
+
+    JSON carries no types, so `load_dataset("json", ...)` infers them, and a column that is null
+    in every row (`round_id` without rounds, `ties` without ties) comes out null-typed. Passing
+    these features (from the manifest) makes the JSONL load exactly as the Parquet file does,
+    which carries the same dict in its schema metadata (the key `datasets` reads).
+    """
+    return {field.name: _feature(field.type) for field in schema}
+
+
+def with_hf_metadata(schema: pa.Schema) -> pa.Schema:
+    info = {"info": {"features": hf_features(schema)}}
+    return schema.with_metadata({"huggingface": json.dumps(info)})
