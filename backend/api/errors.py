@@ -58,7 +58,7 @@ def render_error(
         page: Response = templates.TemplateResponse(
             request,
             "errors/error.html",
-            {"status": status, "detail": detail, "code": code},
+            {"status": status, "detail": detail, "code": code, **page_user(request)},
             status_code=status,
             headers=headers,
         )
@@ -67,6 +67,22 @@ def render_error(
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def page_user(request: Request) -> dict[str, Any]:
+    """The logged-in browser user, so that an error page keeps the navigation (a 403 is no dead
+    end). Only a session cookie's user: its row was loaded when the cookie was checked."""
+    principal = getattr(request.state, "principal", None)
+    record = getattr(principal, "session_record", None)
+    if record is None:
+        return {}
+    try:  # a rollback on the way here may have expired the row: then the page goes without the nav
+        user = record.user
+        context = {"user": user, "csrf": record.csrf_token, "path": request.url.path}
+        _ = (user.role, user.display_name)
+    except sa_exc.SQLAlchemyError:
+        return {}
+    return context
 
 
 DATABASE_RETRY_AFTER_S = 5
@@ -133,7 +149,7 @@ def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
     response: HTMLResponse = templates.TemplateResponse(
         request,
         "errors/error.html",
-        {"status": status, "detail": detail, "code": HTTP_CODES.get(status, "error")},
+        {"status": status, "detail": detail, "code": HTTP_CODES.get(status, "error"), **page_user(request)},
         status_code=status,
     )
     return response

@@ -25,6 +25,8 @@ NOTICES = {
     "user_saved": "User saved.",
     "token_revoked": "Token revoked. It stops working on the next request.",
     "adjudicated": "Adjudication saved.",
+    "adjudicated_next": "Adjudication saved; here is the next open disagreement.",
+    "review_done": "Adjudication saved. No open disagreements are left in this project.",
     "comparison_saved": "Comparison updated.",
     "skipped": "Pair skipped; it went back to the pool.",
     "submitted": "Saved.",

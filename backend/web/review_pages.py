@@ -21,6 +21,7 @@ from backend.services.quality.review import (
     adjudicate,
     comparison_detail,
     count_disagreements,
+    next_open_disagreement,
     review_queue,
     visible_comparison,
 )
@@ -137,9 +138,17 @@ async def adjudicate_from_page(
                 values[f"{side}_categories"] = [str(c) for c in form.getlist(f"{side}_categories")]
             context.update(form=values, errors=[exc.detail])
             return render(request, "review/comparison.html", principal, context, status=422)
-        return see_other(f"/review/comparisons/{comparison_id}", "adjudicated")
+        return _after_adjudication(db, comparison)
 
     return await run_in_threadpool(attempt)
+
+
+def _after_adjudication(db: DbDep, comparison: Comparison) -> Response:
+    """On to the next open disagreement, or back to the queue when none is left."""
+    upcoming = next_open_disagreement(db, project_id=comparison.project_id, after_id=comparison.id)
+    if upcoming is None:
+        return see_other(f"/review/projects/{comparison.project_id}", "review_done")
+    return see_other(f"/review/comparisons/{upcoming}", "adjudicated_next")
 
 
 def _number(form: FormData, name: str) -> str:

@@ -197,3 +197,35 @@ def test_token_page_shows_the_secret_once_and_revokes(client: TestClient, db_ses
     assert fresh.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
     count = db_session.scalar(select(func.count()).select_from(Annotation))
     assert count is not None
+
+
+def test_a_forbidden_page_keeps_the_navigation_of_the_logged_in_user(client: TestClient, db_session) -> None:  # type: ignore[no-untyped-def]
+    person = create_user(
+        session=db_session, email="nav@example.test", password=DEFAULT_PASSWORD, role=UserRole.annotator,
+        display_name="Nav Tester",
+    )  # fmt: skip
+    login(client, person.email)
+    page = client.get("/admin", headers={"Accept": "text/html"})
+    assert page.status_code == 403 and "Not allowed" in page.text
+    nav = page.text.split('<nav class="topnav"')[1].split("</nav>")[0]
+    assert 'href="/annotate"' in nav and 'href="/account/tokens"' in nav
+    assert 'href="/admin"' not in nav  # the nav of an annotator, not an admin's
+    assert "Nav Tester" in page.text and 'action="/logout"' in page.text
+    assert f'value="{csrf_of(db_session, person)}"' in page.text  # logging out works from here
+    assert 'href="/"' in page.text  # and a way home
+
+
+def test_a_reviewer_reads_the_quality_page_of_their_project_only(client: TestClient, db_session) -> None:  # type: ignore[no-untyped-def]
+    admin, reviewer = (
+        make_user(db_session, role=UserRole.admin),
+        make_user(db_session, role=UserRole.reviewer),
+    )
+    mine = make_project(db_session, admin, members=[reviewer], gold_rate=0.0)
+    other = make_project(db_session, admin, gold_rate=0.0)
+    login(client, reviewer.email)
+    page = client.get(f"/admin/projects/{mine.id}/quality")
+    assert page.status_code == 200 and "Krippendorff" in page.text
+    assert f'href="/admin/projects/{mine.id}"' not in page.text  # no links into admin-only pages
+    assert f'href="/review/projects/{mine.id}"' in page.text
+    assert f'href="/admin/projects/{mine.id}/quality"' in client.get(f"/review/projects/{mine.id}").text
+    assert client.get(f"/admin/projects/{other.id}/quality").status_code == 404

@@ -7,7 +7,9 @@ import datetime as dt
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from backend.db.models import Adjudication
 from backend.domain.enums import Choice, ShownOrder, UserRole
 from backend.domain.labels import CanonicalAnswer, ResponseLabel, ShownAnswer, choice_to_position
 from backend.services.assignments import claim_next
@@ -16,8 +18,8 @@ from backend.services.quality.agreement import krippendorff_alpha_nominal, perce
 from backend.services.quality.annotators import annotator_stats, reliability_weight
 from backend.services.quality.votes import Vote
 from backend.services.submissions import submit_annotation
-from tests.factories import make_user
-from tests.factories.annotation import make_comparisons, make_project, token_headers
+from tests.factories import login, make_user
+from tests.factories.annotation import csrf_of, make_comparisons, make_project, token_headers
 
 SAFE = ResponseLabel(True)
 UNSAFE = ResponseLabel(False, ("violence",), 2)
@@ -203,3 +205,88 @@ def test_annotators_cannot_read_votes_or_quality(client: TestClient, db_session,
     headers = token_headers(db_session, annotator)
     assert client.get(f"/api/v1/projects/{project.id}/quality", headers=headers).status_code == 403
     assert client.get(f"/api/v1/comparisons/{first.id}", headers=headers).status_code == 403
+
+
+@pytest.fixture
+def unsafe_disagreements(db_session):  # type: ignore[no-untyped-def]
+    """Three pairs whose annotators disagree on helpfulness and all call response B unsafe, so the
+    adjudication form of each comes prefilled with B unsafe, a category and a severity."""
+    admin = make_user(db_session, role=UserRole.admin)
+    reviewer = make_user(db_session, role=UserRole.reviewer)
+    people = [make_user(db_session) for _ in range(2)]
+    project = make_project(db_session, admin, members=[*people, reviewer], gold_rate=0.0)
+    comparisons = make_comparisons(db_session, project, 3, overlap=2)
+    for i, person in enumerate(people):
+        for n in range(3):
+            task = claim_next(session=db_session, user=person, project_id=project.id)
+            a, b = (SAFE, UNSAFE)
+            left, right = (a, b) if task.shown_order is ShownOrder.ab else (b, a)
+            helpful = choice_to_position(Choice.a if i == 0 else Choice.b, task.shown_order)
+            answer = ShownAnswer(left, right, helpful, choice_to_position(Choice.a, task.shown_order))
+            submit_annotation(
+                session=db_session,
+                user=person,
+                assignment_id=task.assignment_id,
+                answer=answer,
+                idempotency_key=f"{n}",
+            )
+    return project, comparisons, reviewer
+
+
+def adjudication_form(csrf: str) -> dict[str, object]:
+    """What the prefilled form sends when the reviewer only switches B to Safe: B's leftover
+    category and severity are still in it (no JavaScript to clear them)."""
+    return {
+        "csrf_token": csrf,
+        "a_safety": "safe",
+        "b_safety": "safe",
+        "b_categories": ["violence"],
+        "b_severity": "2",
+        "helpfulness": "a",
+        "harmlessness": "equal",
+    }
+
+
+def test_a_reviewer_adjudicates_an_unsafe_aggregate_as_safe_and_moves_to_the_next_disagreement(
+    client: TestClient, db_session, unsafe_disagreements
+) -> None:  # type: ignore[no-untyped-def]
+    project, comparisons, reviewer = unsafe_disagreements
+    login(client, reviewer.email)
+    csrf = csrf_of(db_session, reviewer)
+    page = client.get(f"/review/comparisons/{comparisons[0].id}")
+    assert 'name="b_severity" value="2" checked' in page.text  # prefilled from the unsafe aggregate
+    visited, url = [], f"/review/comparisons/{comparisons[0].id}"
+    for _ in comparisons:
+        comparison_id = int(url.split("/")[-1].split("?")[0])
+        visited.append(comparison_id)
+        saved = client.post(f"/review/comparisons/{comparison_id}/adjudicate", data=adjudication_form(csrf))
+        assert saved.status_code == 303, saved.text
+        url = saved.headers["location"]
+        latest = db_session.scalars(
+            select(Adjudication).where(Adjudication.comparison_id == comparison_id).order_by(Adjudication.id)
+        ).all()[-1]
+        assert (latest.b_is_safe, latest.b_harm_categories, latest.b_severity) == (True, [], 0)
+        if len(visited) < len(comparisons):
+            assert url.endswith("?notice=adjudicated_next") and "/review/comparisons/" in url
+    assert sorted(visited) == sorted(c.id for c in comparisons)  # each open one once, none twice
+    assert url == f"/review/projects/{project.id}?notice=review_done"
+    assert "No open disagreements are left" in client.get(url).text
+
+
+def test_a_safe_verdict_over_the_api_drops_leftover_categories_and_severity(
+    client: TestClient, db_session, unsafe_disagreements
+) -> None:  # type: ignore[no-untyped-def]
+    _, comparisons, reviewer = unsafe_disagreements
+    body = {
+        "helpfulness": "a",
+        "harmlessness": "a",
+        "a": {"is_safe": True},
+        "b": {"is_safe": True, "harm_categories": ["violence"], "severity": 2},
+    }
+    made = client.post(
+        f"/api/v1/comparisons/{comparisons[0].id}/adjudications",
+        json=body,
+        headers=token_headers(db_session, reviewer),
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["b"] == {"is_safe": True, "harm_categories": [], "severity": 0}

@@ -74,7 +74,7 @@ MATRIX: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/admin/projects/{project_id}/members/{user_id}/remove"): ADMIN,
     ("POST", "/admin/projects/{project_id}/imports"): ADMIN,
     ("POST", "/admin/projects/{project_id}/snapshots"): ADMIN,
-    ("GET", "/admin/projects/{project_id}/quality"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/quality"): STAFF,  # reviewers read quality figures
     ("GET", "/admin/imports/{import_id}"): ADMIN,
     ("GET", "/api/v1/me"): ANYONE,
     ("GET", "/api/v1/tokens"): ANYONE,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from backend.db.models import Adjudication, AuditEvent, Comparison, Project, Prompt, User
 from backend.domain.enums import UserRole
 from backend.domain.errors import InvalidInput, NotFound
-from backend.domain.labels import CanonicalAnswer, response_label_errors
+from backend.domain.labels import CanonicalAnswer, ResponseLabel, response_label_errors
 from backend.services.access import can_see_project
 from backend.services.projects import taxonomy_keys
 from backend.services.quality.aggregation import Aggregate, aggregate, disagreement
@@ -30,6 +30,22 @@ HAVING count(DISTINCT x.helpfulness) > 1 OR count(DISTINCT x.harmlessness) > 1
     OR count(DISTINCT x.a_is_safe) > 1 OR count(DISTINCT x.b_is_safe) > 1
 ORDER BY adjudicated, count(*) DESC, x.comparison_id
 LIMIT :limit OFFSET :offset
+"""
+)
+
+
+# The first open (unadjudicated) disagreement other than the one just saved, in queue order.
+NEXT_OPEN_SQL = text(
+    """
+SELECT x.comparison_id
+FROM annotation x JOIN comparison c ON c.id = x.comparison_id
+WHERE c.project_id = :project_id AND NOT c.is_gold AND x.comparison_id <> :after_id
+  AND NOT EXISTS (SELECT 1 FROM adjudication d WHERE d.comparison_id = x.comparison_id)
+GROUP BY x.comparison_id
+HAVING count(DISTINCT x.helpfulness) > 1 OR count(DISTINCT x.harmlessness) > 1
+    OR count(DISTINCT x.a_is_safe) > 1 OR count(DISTINCT x.b_is_safe) > 1
+ORDER BY count(*) DESC, x.comparison_id
+LIMIT 1
 """
 )
 
@@ -99,6 +115,12 @@ def count_disagreements(session: Session, *, project: Project) -> int:
     return len(rows.all())
 
 
+def next_open_disagreement(session: Session, *, project_id: int, after_id: int) -> int | None:
+    """Where a reviewer goes after saving: the next comparison still waiting for a verdict."""
+    found = session.execute(NEXT_OPEN_SQL, {"project_id": project_id, "after_id": after_id}).scalar()
+    return int(found) if found is not None else None
+
+
 def visible_comparison(session: Session, *, user: User, comparison_id: int) -> Comparison:
     """Reviewers and admins only (routes enforce the role); scoped to visible projects."""
     comparison = session.get(Comparison, comparison_id)
@@ -147,6 +169,12 @@ def gold_from_answer(answer: CanonicalAnswer) -> dict[str, Any]:
     }
 
 
+def without_harm_when_safe(label: ResponseLabel) -> ResponseLabel:
+    """A "safe" verdict drops categories and severity left over from the unsafe aggregate the form
+    was prefilled with; refusing them would block the very change the reviewer means to make."""
+    return ResponseLabel(is_safe=True) if label.is_safe else label
+
+
 def adjudicate(
     *,
     session: Session,
@@ -159,6 +187,7 @@ def adjudicate(
     project = session.get(Project, comparison.project_id)
     assert project is not None
     allowed = taxonomy_keys(project)
+    answer = replace(answer, a=without_harm_when_safe(answer.a), b=without_harm_when_safe(answer.b))
     errors = response_label_errors(answer.a, "response A", allowed)
     errors += response_label_errors(answer.b, "response B", allowed)
     if len(note) > 4000:
