@@ -1,4 +1,4 @@
-"""A job's final writes, each fenced by the lease token (RELIABILITY.md B3).
+"""A job's final writes, each fenced by the lease token (docs/design/reliability.md B3).
 
 Every function first locks the job row where it still carries this worker's token and is running;
 if it does not, the worker lost the job (reaped and handed on) and writes nothing, neither a state

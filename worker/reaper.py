@@ -1,4 +1,4 @@
-"""The beat task's body: reap expired leases, re-publish lost messages (RELIABILITY.md B3).
+"""The beat task's body: reap expired leases, re-publish lost messages (docs/design/reliability.md B3).
 
 Decisions are made and committed in Postgres first (backend/services/jobs_reaper.py); messages go
 out afterwards, so a worker never wakes up for a row it cannot see yet.

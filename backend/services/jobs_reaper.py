@@ -1,5 +1,5 @@
-"""The lease reaper's decisions, in Postgres (RELIABILITY.md B3). The beat task publishes after the
-commit, from the ids these functions return.
+"""The lease reaper's decisions, in Postgres (docs/design/reliability.md B3). The beat task
+publishes after the commit, from the ids these functions return.
 
 - A running job whose lease expired lost its worker (killed, partitioned, paused). It is queued
   again while attempts remain, failed after its last one, or cancelled if a cancel was pending.

@@ -3,7 +3,7 @@
 A submission is validated completely before anything is queued: the config by the stage's own
 validator (the same message the CLI gives), the inputs by looking up their rows. The message that
 wakes a worker is published by the caller after the commit (backend.queue.send), never inside the
-transaction; a lost message is re-published by the reaper (RELIABILITY.md B3).
+transaction; a lost message is re-published by the reaper (docs/design/reliability.md B3).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The model registry: bring a Hugging Face directory in under a server-chosen key, and find it again.
 
 A model directory is copied, never referenced in place: the registry owns its copy under
-`models/<uuid hex>` in the artifacts root (RELIABILITY.md C11, see docs/design/reliability.md), so a
+`models/<uuid hex>` in the artifacts root (docs/design/reliability.md C11), so a
 later change to the source cannot alter a registered model. Weights must be safetensors; pickled
 checkpoints (.bin, .pt, ...) run code when loaded and are refused. Every file's size and sha256 is
 recorded, so a download can be verified file by file.

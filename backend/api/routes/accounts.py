@@ -6,7 +6,6 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
-from fastapi.concurrency import run_in_threadpool
 
 from backend.api.schemas.accounts import (
     TokenCreate,
@@ -81,17 +80,16 @@ def read_users(db: DbDep, principal: Admin, role: UserRole | None = None) -> lis
     tags=["users"],
     summary="Create a user",
 )
-async def create_user_route(body: UserCreate, db: DbDep, principal: Admin) -> UserCreated:
+def create_user_route(body: UserCreate, db: DbDep, principal: Admin) -> UserCreated:
+    # A sync route runs in the threadpool: argon2 is slow on purpose and stays off the event loop.
     password = body.password or secrets.token_urlsafe(12)
-    user = await run_in_threadpool(  # argon2 is slow on purpose: keep it off the event loop
-        lambda: create_user(
-            session=db,
-            email=body.email,
-            password=password,
-            role=body.role,
-            display_name=body.display_name,
-            actor_id=principal.user.id,
-        )
+    user = create_user(
+        session=db,
+        email=body.email,
+        password=password,
+        role=body.role,
+        display_name=body.display_name,
+        actor_id=principal.user.id,
     )
     read = UserRead.model_validate(user).model_dump()
     return UserCreated(**read, generated_password=None if body.password else password)
@@ -108,11 +106,9 @@ def read_user(user_id: int, db: DbDep, principal: Admin) -> UserRead:
     tags=["users"],
     summary="Change a user's name, role, active flag or password",
 )
-async def patch_user(user_id: int, body: UserUpdate, db: DbDep, principal: Admin) -> UserRead:
+def patch_user(user_id: int, body: UserUpdate, db: DbDep, principal: Admin) -> UserRead:
     changes = UserChanges(**body.model_dump(exclude_unset=True))
-    user = await run_in_threadpool(
-        lambda: update_user(session=db, actor=principal.user, user_id=user_id, changes=changes)
-    )
+    user = update_user(session=db, actor=principal.user, user_id=user_id, changes=changes)
     return UserRead.model_validate(user)
 
 

@@ -1,7 +1,7 @@
 """Training jobs over REST (admins): submit, list, read, cancel, retry, log tail.
 
 Submission commits the job, then publishes its wake-up message; if publishing fails the job stays
-queued and the reaper publishes it again, so the answer is still the job (RELIABILITY.md B3).
+queued and the reaper publishes it again, so the answer is still the job (docs/design/reliability.md B3).
 """
 
 from __future__ import annotations
