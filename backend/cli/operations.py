@@ -22,15 +22,33 @@ def migrate() -> None:
     click.echo("database is at the latest migration")
 
 
+def shown(url: str) -> str:
+    """A service URL as it may be printed: with its password masked."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parseable: show only its scheme, the rest may hold a password
+        return url.split("://", 1)[0] + "://..."
+
+
+def where(variable: str, url: str) -> str:
+    """The hint that makes an unreachable service fixable: which setting points where."""
+    return f"is it running, and is {variable} right? {variable}={shown(url)}"
+
+
 @main.command(help="Check that the database and the broker are reachable.")
 def check() -> None:
     from backend.db.session import get_engine
     from backend.services.health import check_broker, check_database
 
+    settings = get_settings()
     db = check_database(get_engine())
-    broker = check_broker(get_settings())
-    click.echo(f"database: {'ok' if db.ok else 'DOWN'} ({db.detail})")
-    click.echo(f"broker:   {'ok' if broker.ok else 'DOWN'} ({broker.detail})")
+    broker = check_broker(settings)
+    db_hint = "" if db.ok else f"; {where('DATABASE_URL', settings.database_url)}"
+    broker_hint = "" if broker.ok else f"; {where('REDIS_URL', settings.redis_url)}"
+    click.echo(f"database: {'ok' if db.ok else 'DOWN'} ({db.detail}){db_hint}")
+    click.echo(f"broker:   {'ok' if broker.ok else 'DOWN'} ({broker.detail}){broker_hint}")
     if not (db.ok and broker.ok):
         sys.exit(1)
 
@@ -39,11 +57,19 @@ def check() -> None:
 @click.option("--timeout", default=20.0, show_default=True)
 def ping(timeout: float) -> None:
     from backend.queue import client
+    from backend.services.health import check_broker
 
-    result = client().send_task(task_names.PING, queue=task_names.DEFAULT_QUEUE)
+    settings = get_settings()
+    # Celery retries an unreachable broker for about 20 s and then raises from deep inside its
+    # result backend; asking the broker first gives the one line that says what to fix.
+    broker = check_broker(settings)
+    if not broker.ok:
+        fail(f"{broker.detail}; {where('REDIS_URL', settings.redis_url)}")
     try:
+        result = client().send_task(task_names.PING, queue=task_names.DEFAULT_QUEUE)
         answer = result.get(timeout=timeout)
     except Exception as exc:
+        # A broker that went away after the check above lands here too.
         fail(
             f"no worker answered within {timeout:.0f}s ({type(exc).__name__}); is `saferlhf worker` running?"
         )
