@@ -24,11 +24,20 @@ from backend.domain.errors import Conflict, NotFound
 from backend.edge.deps import DbDep, Principal, public, require
 from backend.services.jobs_submit import cancel_job, get_job, list_jobs, mark_published, retry_job
 from backend.web.pages import render, see_other
+from backend.web.security import CSP
 
 router = APIRouter(include_in_schema=False)
 Admin = Annotated[Principal, Depends(require(UserRole.admin))]
 logger = logging.getLogger(__name__)
 FINAL_STATES = (JobState.succeeded, JobState.failed, JobState.cancelled)
+# Plotly adds its stylesheet as an empty <style> element and fills it through CSSOM (insertRule),
+# which CSP does not govern. Allowing exactly the empty element's hash lets that work on the chart
+# page while every inline style with content, and every inline script, stays blocked. "Save as
+# PNG" renders the chart through a blob: image of its own making, hence blob: in img-src.
+EMPTY_STYLE_HASH = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+CHART_PAGE_CSP = CSP.replace("style-src 'self';", f"style-src 'self' {EMPTY_STYLE_HASH};").replace(
+    "img-src 'self' data:;", "img-src 'self' data: blob:;"
+)
 
 
 @lru_cache(maxsize=1)
@@ -108,7 +117,9 @@ def job_page(job_id: int, request: Request, db: DbDep, principal: Admin) -> HTML
         "can_retry": job.state in (JobState.failed, JobState.cancelled),
         "now": utcnow(),
     }
-    return render(request, "jobs/detail.html", principal, context)
+    response = render(request, "jobs/detail.html", principal, context)
+    response.headers["Content-Security-Policy"] = CHART_PAGE_CSP
+    return response
 
 
 @router.post("/admin/jobs/{job_id}/cancel")

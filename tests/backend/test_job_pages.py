@@ -183,3 +183,17 @@ def test_reviewers_and_annotators_get_403_on_job_and_model_pages(app, db_session
     api = TestClient(app, follow_redirects=False)
     api.headers.update(token_headers(db_session, user))
     assert api.get(f"/api/v1/jobs/{job.id}/metrics").status_code == 403
+
+
+def test_the_chart_page_relaxes_csp_only_for_an_empty_style_element_and_blob_images(
+    admin, db_session
+) -> None:  # type: ignore[no-untyped-def]
+    from backend.web.security import CSP
+
+    _, client = admin
+    job = make_job(db_session)
+    policy = client.get(f"/admin/jobs/{job.id}").headers["content-security-policy"]
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert "style-src 'self' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=';" in policy  # sha256("")
+    assert "script-src 'self';" in policy and "img-src 'self' data: blob:;" in policy
+    assert client.get("/admin/jobs").headers["content-security-policy"] == CSP
