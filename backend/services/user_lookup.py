@@ -15,5 +15,5 @@ def get_emails(*, session: Session, user_ids: Iterable[int]) -> dict[int, str]:
     wanted = set(user_ids)
     if not wanted:
         return {}
-    rows = session.execute(select(User.id, User.email).where(User.id.in_(wanted))).tuples().all()
-    return dict(rows)
+    rows = session.execute(select(User.id, User.email).where(User.id.in_(wanted))).all()
+    return {user_id: email for user_id, email in rows}
