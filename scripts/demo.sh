@@ -9,10 +9,11 @@ state=${DEMO_STATE:-.dev/services}
 port=${PORT:-8000}
 serve=${SERVE:-1}
 admin_email=${DEMO_ADMIN_EMAIL:-admin@example.com}
-logs=.dev/demo-logs
+logs=${DEMO_LOGS:-.dev/demo-logs}
 mkdir -p "$logs"
 
 pids=()
+serving=0
 cleanup() {
   # make may exit and the terminal close while we clean up: finish the job regardless.
   trap '' HUP INT TERM
@@ -26,13 +27,17 @@ cleanup() {
       sleep 0.2
     done
     kill -KILL "${pids[@]}" 2>/dev/null
-    pkill -KILL -f "celery -A worker.celery_app worker .*--schedule $PWD/.dev/artifacts" 2>/dev/null
+    # Pool children the worker left behind; the pattern names this demo's own artifacts directory,
+    # so another demo's worker is never hit.
+    pkill -KILL -f "celery -A worker.celery_app worker .*--schedule ${ARTIFACTS_DIR:-$PWD/.dev/artifacts}/" 2>/dev/null
   fi
   "$py" scripts/devservices.py down --state "$state"
   echo "stopped"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Ctrl-C (or SIGTERM) is how a running demo is meant to stop: that is success, exit 0, so that
+# make does not report "Error 130". During the set-up it interrupts unfinished work: exit 130.
+trap 'if [ "$serving" = 1 ]; then exit 0; else exit 130; fi' INT TERM
 
 exports=$("$py" scripts/devservices.py up --state "$state" --persist)
 eval "$exports"
@@ -52,6 +57,7 @@ if [ "$serve" = 0 ]; then
   exit 0
 fi
 
+serving=1
 "$bin/saferlhf" worker --beat --loglevel WARNING >"$logs/worker.log" 2>&1 &
 pids+=($!)
 "$bin/saferlhf" serve --port "$port" >"$logs/api.log" 2>&1 &
