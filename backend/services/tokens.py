@@ -42,8 +42,10 @@ def _check_request(
         raise InvalidInput("pick at least one scope", code="invalid_scope")
     beyond = sorted(s.value for s in wanted - allowed)
     if beyond:
+        role = owner.role.value
+        article = "an" if role[0] in "aeiou" else "a"  # "an annotator", "an admin", "a reviewer"
         raise InvalidInput(
-            f"a {owner.role.value} cannot hold tokens with scope {', '.join(beyond)}", code="invalid_scope"
+            f"{article} {role} cannot hold tokens with scope {', '.join(beyond)}", code="invalid_scope"
         )
     if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
         raise InvalidInput("expiry must be between 1 and 3650 days", code="invalid_expiry")

@@ -229,3 +229,19 @@ def test_a_reviewer_reads_the_quality_page_of_their_project_only(client: TestCli
     assert f'href="/review/projects/{mine.id}"' in page.text
     assert f'href="/admin/projects/{mine.id}/quality"' in client.get(f"/review/projects/{mine.id}").text
     assert client.get(f"/admin/projects/{other.id}/quality").status_code == 404
+
+
+def test_a_refused_token_scope_names_the_role_with_the_right_article(client: TestClient, db_session) -> None:  # type: ignore[no-untyped-def]
+    person = make_user(db_session)
+    login(client, person.email)
+    refused = client.post(
+        "/account/tokens", data={"csrf_token": csrf_of(db_session, person), "name": "s", "scopes": ["read"]}
+    )
+    assert refused.status_code == 422
+    assert "an annotator cannot hold tokens with scope read" in refused.text
+
+
+def test_disagreement_axes_read_as_words_not_as_column_names() -> None:
+    from backend.web.templating import axis_names
+
+    assert axis_names(["helpfulness", "a_is_safe", "b_is_safe"]) == "helpfulness, A safety, B safety"
