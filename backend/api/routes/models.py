@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 from backend.api.schemas.common import ERROR_RESPONSES, ErrorRead
 from backend.api.schemas.models import Lineage, ModelDetail, ModelFile, ModelRead
 from backend.config import Settings
-from backend.db.models import DatasetSnapshot, ModelArtifact, Round
+from backend.db.models import ModelArtifact
 from backend.domain.enums import ArtifactKind, TokenScope, UserRole
-from backend.domain.errors import NotFound
 from backend.edge.deps import DbDep, Principal, SettingsDep, require
 from backend.services.access import visible_project
+from backend.services.artifact_lookup import get_round, get_snapshot
 from backend.services.model_archives import archive_size, extract_model_archive, write_model_archive
 from backend.services.models import (
     get_model,
@@ -58,8 +58,8 @@ def read_models(
 
 def _check_links(db: Session, principal: Principal, round_id: int | None, parent_id: int | None) -> None:
     """Ids that would otherwise surface as a foreign-key error are a clear 404 instead."""
-    if round_id is not None and db.get(Round, round_id) is None:
-        raise NotFound(f"round {round_id} not found")
+    if round_id is not None:
+        get_round(session=db, round_id=round_id)
     if parent_id is not None:
         get_model(session=db, model_id=parent_id)
 
@@ -152,7 +152,6 @@ def download_model_archive(
     summary="The models trained on a snapshot",
 )
 def read_snapshot_models(snapshot_id: int, db: DbDep, principal: AdminReader) -> list[ModelRead]:
-    if db.get(DatasetSnapshot, snapshot_id) is None:
-        raise NotFound(f"snapshot {snapshot_id} not found")
+    get_snapshot(session=db, snapshot_id=snapshot_id)
     rows = models_trained_on_snapshot(session=db, snapshot_id=snapshot_id)
     return [ModelRead.model_validate(m) for m in rows]
