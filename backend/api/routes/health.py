@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -31,9 +30,10 @@ class HealthRead(BaseModel):
     responses={503: {"model": HealthRead, "description": "the database or the broker is unreachable"}},
     tags=["system"],
 )
-async def healthz(request: Request, settings: SettingsDep) -> JSONResponse:
-    db = await run_in_threadpool(check_database, request.app.state.engine)
-    broker = await run_in_threadpool(check_broker, settings)
+def healthz(request: Request, settings: SettingsDep) -> JSONResponse:
+    # A sync route: both probes block (a query, a broker round trip), so they run in the threadpool.
+    db = check_database(request.app.state.engine)
+    broker = check_broker(settings)
     ok = db.ok and broker.ok
     body = HealthRead(
         status="ok" if ok else "unavailable",
