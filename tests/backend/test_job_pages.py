@@ -155,6 +155,8 @@ def test_model_pages_show_lineage_with_links_and_a_download(admin, db_session, s
     assert f'href="/api/v1/snapshots/{snapshot.id}/files/votes.jsonl"' in html
     assert f'href="/admin/jobs/{job.id}"' in html and model.sha256 in html
     assert "extra/notes.txt" in html and "train/loss" in html  # files and final metrics
+    project_page = client.get(f"/admin/projects/{project.id}").text
+    assert f'href="/admin/models?snapshot_id={snapshot.id}"' in project_page  # snapshot -> its models
     listing = client.get(f"/admin/models?snapshot_id={snapshot.id}").text
     assert f'data-model-id="{model.id}"' in listing
     assert f'data-model-id="{model.id}"' not in client.get("/admin/models?kind=cost").text
