@@ -39,7 +39,7 @@ def test_a_missing_hh_axis_keeps_the_choices_and_the_file_for_the_next_try(
     form = {"kind": "hh_rlhf", "csrf_token": csrf, "on_error": "skip_rows", "overlap": "2"}
     first = client.post(url, files={"file": ("data.jsonl", HH)}, data=form)
     assert first.status_code == 422
-    assert "choose the preference axis of this HH-RLHF file, helpfulness or harmlessness" in first.text
+    assert "Choose the preference axis of this HH-RLHF file: helpfulness or harmlessness" in first.text
     assert re.search(r'<option value="hh_rlhf"\s+selected>', first.text)
     assert re.search(r'<option value="skip_rows"\s+selected>', first.text) and 'value="2"' in first.text
     assert "File <strong>data.jsonl</strong> kept" in first.text

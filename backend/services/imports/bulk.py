@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy.orm import Session
 
 from backend.db.raw import driver
@@ -132,7 +133,9 @@ def pair_stage(session: Session) -> Iterator[PairStage]:
             "DROP TABLE IF EXISTS import_pair_stage"
         )  # left by an earlier import in this transaction
         cursor.execute(_CREATE)
-        with cursor.copy(_COPY) as copy:
+        # The queued writer sends COPY data from a thread of its own, so Postgres ingests one
+        # chunk while this thread reads and validates the next rows.
+        with cursor.copy(_COPY, writer=QueuedLibpqWriter(cursor)) as copy:
             yield PairStage(copy)
 
 

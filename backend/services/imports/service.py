@@ -74,8 +74,8 @@ def _validate_options(session: Session, project: Project, options: ImportOptions
         raise InvalidInput("on_error must be 'reject_file' or 'skip_rows'", code="invalid_option")
     if options.kind is ImportKind.hh_rlhf and options.hh_axis not in AXES:
         raise InvalidInput(
-            "choose the preference axis of this HH-RLHF file, helpfulness or harmlessness "
-            "(each HH-RLHF file holds one; hh_axis)",
+            "Choose the preference axis of this HH-RLHF file: helpfulness or harmlessness "
+            "(each HH-RLHF file holds one; hh_axis).",
             code="hh_axis_required",
         )
     if options.overlap is not None and not 1 <= options.overlap <= 1000:
