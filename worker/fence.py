@@ -35,6 +35,7 @@ def locked_if_owned(session: Session, lease: Lease) -> TrainingJob | None:
             TrainingJob.state == JobState.running,
         )
         .with_for_update()
+        .execution_options(populate_existing=True)  # the row as locked now, not as first loaded
     )
     if job is None:
         session.rollback()

@@ -106,7 +106,7 @@ class Platform:
             return int(result.job.id)
 
 
-def _register_snapshot(session: Session, project_id: int, artifacts: Path, rows: Path) -> int:
+def register_snapshot(session: Session, project_id: int, artifacts: Path, rows: Path) -> int:
     from backend.db.models import DatasetSnapshot
 
     data = rows.read_bytes()
@@ -165,7 +165,7 @@ def platform(
         project = make_project(session, admin)
         headers = token_headers(session, admin)
         session.commit()
-        snapshot_id = _register_snapshot(session, project.id, artifacts, toy_world / "pairs_train.jsonl")
+        snapshot_id = register_snapshot(session, project.id, artifacts, toy_world / "pairs_train.jsonl")
         base = register_model_dir(
             session=session,
             settings=settings,

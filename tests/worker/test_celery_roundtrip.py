@@ -78,6 +78,22 @@ def test_effective_celery_config_matches_the_reliability_baseline(redis_url: str
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_acks_late is True and conf.task_reject_on_worker_lost is True
     assert conf.broker_transport_options["visibility_timeout"] > 0
-    assert conf.task_soft_time_limit < conf.task_time_limit
     assert {q.name for q in conf.task_queues} == {task_names.DEFAULT_QUEUE, task_names.GPU_QUEUE}
     assert conf.task_routes[task_names.RUN_TRAINING_JOB]["queue"] == task_names.GPU_QUEUE
+
+
+def test_short_tasks_have_time_limits_and_the_training_run_has_none(redis_url: str) -> None:
+    """A task-level None falls back to the global limit, so there is none: a training run lasts hours."""
+    import worker.tasks  # noqa: F401 (registers the tasks)
+    from worker.celery_app import get_app
+
+    app = get_app()
+    assert app.conf.task_time_limit is None and app.conf.task_soft_time_limit is None
+    run = app.tasks[task_names.RUN_TRAINING_JOB]
+    assert run.time_limit is None and run.soft_time_limit is None and run.acks_late is True
+    for name in (task_names.PING, task_names.REAP_EXPIRED_LEASES):
+        task = app.tasks[name]
+        assert 0 < task.soft_time_limit < task.time_limit, name
+    reaper = app.conf.beat_schedule["reap-expired-leases"]
+    assert reaper["task"] == task_names.REAP_EXPIRED_LEASES
+    assert reaper["schedule"] == get_app().conf.beat_schedule["reap-expired-leases"]["schedule"] > 0

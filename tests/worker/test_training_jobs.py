@@ -148,3 +148,123 @@ def wait_for_checkpoint(platform: Platform, job_id: int, timeout: float = 240) -
             return int(steps[0])
         time.sleep(0.05)
     raise TimeoutError(f"job {job_id} wrote no checkpoint")
+
+
+def send_reaper(platform: Platform) -> None:
+    """The beat task, delivered to the test's own queue (a real worker runs it)."""
+    from backend.domain import task_names
+    from backend.queue import send
+
+    send(task_names.REAP_EXPIRED_LEASES, queue=platform.queue)
+
+
+def test_kill_9_of_the_worker_is_reaped_resumed_by_another_worker_and_late_writes_are_refused(
+    platform: Platform, start_worker
+) -> None:  # type: ignore[no-untyped-def]
+    from backend.services.jobs import Lease, renew_lease
+    from worker import fence
+    from worker.ingest import Digest, store
+
+    first = start_worker("first")
+    job_id = platform.submit({**FAST_CONFIG, "max_steps": 400, "save_steps": 20})
+    checkpoint = wait_for_checkpoint(platform, job_id)
+    row = platform.job(job_id)
+    old = Lease(job_id=job_id, token=row.lease_token, attempt=row.attempt, expires_at=row.lease_expires_at)
+    os.killpg(first.pid, signal.SIGKILL)  # the worker's main and pool processes, no clean-up at all
+    run_json = platform.artifacts / f"jobs/{job_id}/run.json"
+    deadline = time.monotonic() + 30
+    while training_pids(run_json) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the stage dies with the pool process that started it (PDEATHSIG)
+    assert training_pids(run_json) == []
+    start_worker("second")
+    while platform.job(job_id).lease_token == old.token:
+        send_reaper(platform)
+        time.sleep(1)
+    job = platform.wait_for(job_id, finished, timeout=300, what="finished")
+    assert job.state == JobState.succeeded, job.error
+    assert job.attempt == 2 and job.worker_id != row.worker_id
+    resumed = [e for e in events_of(platform, job_id) if e["type"] == "status" and e["status"] == "resumed"]
+    assert len(resumed) == 1 and resumed[0]["step"] >= checkpoint
+    # The first owner's late writes are refused by the fence.
+    with platform.sessions() as session:
+        assert renew_lease(session=session, lease=old, lease_seconds=60) is False
+        assert store(session, lease=old, batch=Digest(next_seq=0), output_key=None, tail="late") is False
+        assert fence.finish(session, old, JobState.failed, "late") is False
+        output = platform.artifacts / f"jobs/{job_id}/output"
+        assert (
+            fence.succeed(session, old, settings=platform.settings, output_dir=output, produces="reward")
+            is False
+        )
+        models = session.scalar(select(func.count()).where(ModelArtifact.training_job_id == job_id))
+    assert models == 1
+    assert platform.job(job_id).state == JobState.succeeded
+
+
+def test_the_same_message_delivered_twice_runs_the_job_once(platform: Platform, start_worker) -> None:  # type: ignore[no-untyped-def]
+    from backend.domain import task_names
+    from backend.queue import client
+
+    start_worker()
+    job_id = platform.submit(FAST_CONFIG | {"seed": 7}, publish=False)
+    results = [
+        client().send_task(task_names.RUN_TRAINING_JOB, args=[job_id], queue=platform.queue) for _ in range(2)
+    ]
+    outcomes = sorted(result.get(timeout=300)["outcome"] for result in results)
+    assert outcomes == ["not-queued", "succeeded"]
+    job = platform.job(job_id)
+    assert job.state == JobState.succeeded and job.attempt == 1
+    started = [e for e in events_of(platform, job_id) if e["type"] == "status" and e["status"] == "started"]
+    assert len(started) == 1
+
+
+def test_a_job_whose_message_was_lost_is_published_again_by_the_reaper(
+    platform: Platform, start_worker
+) -> None:  # type: ignore[no-untyped-def]
+    start_worker()
+    job_id = platform.submit(FAST_CONFIG | {"seed": 8}, publish=False)  # committed, never published
+    deadline = time.monotonic() + 60
+    while platform.job(job_id).state == JobState.queued and time.monotonic() < deadline:
+        send_reaper(platform)
+        time.sleep(1)
+    job = platform.wait_for(job_id, finished, timeout=300, what="finished")
+    assert job.state == JobState.succeeded and job.attempt == 1
+    assert job.published_at is not None
+
+
+def test_cancel_stops_the_stages_process_group_and_records_the_cancellation(
+    platform: Platform, start_worker, api: TestClient
+) -> None:  # type: ignore[no-untyped-def]
+    start_worker()
+    job_id = platform.submit({**FAST_CONFIG, "max_steps": 100_000, "save_steps": 1000})
+    platform.wait_for(job_id, lambda j: (j.current_step or 0) >= 1, timeout=240, what="made progress")
+    run_json = platform.artifacts / f"jobs/{job_id}/run.json"
+    assert training_pids(run_json)
+    response = api.post(f"/api/v1/jobs/{job_id}/cancel", headers=platform.admin_headers)
+    assert response.status_code == 200 and response.json()["cancel_requested"] is True
+    job = platform.wait_for(job_id, finished, timeout=60, what="stopped")
+    assert job.state == JobState.cancelled and job.error is None
+    assert training_pids(run_json) == []  # recorded only once the whole group is gone
+    with platform.sessions() as session:
+        assert session.scalar(select(func.count()).where(ModelArtifact.training_job_id == job_id)) == 0
+
+
+def test_a_stage_that_refuses_its_data_fails_at_once_with_its_message(
+    platform: Platform, start_worker, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.worker.conftest import register_snapshot
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "p", "response_0": "a"}\n')
+    with platform.sessions() as session:
+        snapshot_id = register_snapshot(session, platform.project_id, platform.artifacts, bad)
+    start_worker()
+    inputs = {"snapshot_id": snapshot_id, "base_model_id": platform.base_model_id}
+    job_id = platform.submit(FAST_CONFIG, inputs=inputs)
+    job = platform.wait_for(job_id, finished, timeout=240, what="finished")
+    assert job.state == JobState.failed and job.attempt == 1  # no retry: a retry cannot help
+    stderr = (platform.artifacts / f"jobs/{job_id}/stderr.log").read_text()
+    last = [line for line in stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("error: ") and job.error == last.removeprefix("error: ")
+    assert "\n" not in job.error
+    final = events_of(platform, job_id)[-1]
+    assert final["type"] == "status" and final["status"] == "failed"
