@@ -77,5 +77,8 @@ test: install browser lint typecheck importlint
 pytest: install
 	@REQUIRE_SERVICES=1 scripts/with_services.sh $(TEST_STATE) auto stop -- $(BIN)/pytest $(PYTEST_ARGS)
 
+# The test servers' data may live outside the checkout (devservices.py data_root), so the script
+# deletes it; the demo's data is kept.
 clean: services-down
+	@test -x $(PY) && $(PY) scripts/devservices.py down --state $(TEST_STATE) --delete || true
 	rm -rf .dev/test-services .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,7 @@
 Usage::
 
     python scripts/devservices.py up    [--state DIR] [--pg-port N|auto] [--redis-port N|auto]
-    python scripts/devservices.py down  [--state DIR]
+    python scripts/devservices.py down  [--state DIR] [--delete]
     python scripts/devservices.py status [--state DIR]
 
 ``up`` prints shell ``export`` lines for ``DATABASE_URL`` and ``REDIS_URL``; use it as
@@ -566,6 +566,12 @@ def cmd_down(ns: argparse.Namespace) -> int:
     with locked(state_dir):
         pg_down(state_dir)
         redis_down(state_dir)
+        data = pg_data_dir(state_dir)
+    if ns.delete:
+        # The cluster may live outside the state directory (see data_root), so both go.
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
+        log(f"deleted {state_dir}" + ("" if data.is_relative_to(state_dir) else f" and {data}"))
     return 0
 
 
@@ -588,6 +594,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for name in ("up", "down", "status"):
         sp = sub.add_parser(name)
         sp.add_argument("--state", default=os.environ.get("DEV_STATE_DIR", ".dev/services"))
+        if name == "down":
+            sp.add_argument("--delete", action="store_true", help="also delete the servers' data")
         if name == "up":
             sp.add_argument(
                 "--pg-port", default=os.environ.get("DEV_PG_PORT", ""), help="port number or 'auto'"

@@ -142,6 +142,8 @@ def test_as_root_a_checkout_in_a_private_directory_runs_its_servers_with_data_no
             assert down.returncode == 0, down.stderr
             assert run("status").returncode == 1
             assert (data / "PG_VERSION").exists()  # `down` stops the server, it keeps the data
+            assert run("down", "--delete").returncode == 0  # what `make clean` does to the test servers
+            assert not data.exists() and not Path(state).exists()
         finally:
             run("down")
 
