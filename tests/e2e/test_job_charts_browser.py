@@ -153,11 +153,16 @@ def test_the_job_page_charts_new_metric_rows_live_and_stops_when_the_job_is_fina
     seeded.session.commit()
     expect(page.locator("#job-charts")).to_have_attribute("data-final", "true")
     expect(page.locator("#job-state [data-state]")).to_have_text("succeeded")
+    expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
     polls_at_final = len(polls)
     seeded.add_steps(range(21, 23))
     page.wait_for_timeout(5000)  # two and a half poll periods
     assert len(polls) == polls_at_final, "the page kept polling a finished job"
     expect(loss).to_have_attribute("data-points", "20")
+
+    page.goto(f"{server.url}/admin/jobs")
+    expect(page.locator(f'tr[data-job-id="{seeded.job_id}"]')).to_be_visible()
+    page.screenshot(path=str(screenshots / "admin-jobs.png"))
 
     assert attempted == [], f"the job page tried to reach other hosts: {attempted}"
     assert unexpected(problems) == [], f"console or page errors (CSP violations among them): {problems}"

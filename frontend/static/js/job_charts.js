@@ -6,6 +6,7 @@
   "use strict";
   var POLL_MS = 2000;
   var FINAL = { succeeded: true, failed: true, cancelled: true };
+  var BADGES = { succeeded: "badge-safe", failed: "badge-unsafe", cancelled: "badge-warn", running: "badge-run" };
   // The metrics people look at first come first; the rest follow by name.
   var ORDER = ["train/loss", "eval/accuracy", "train/accuracy", "train/reward", "train/cost",
     "train/lambda", "train/kl_divergence", "train/episode_cost"];
@@ -87,8 +88,12 @@
     if (state && state.dataset.state !== data.state) {
       state.dataset.state = data.state;
       state.textContent = data.state;
+      state.className = "badge " + (BADGES[data.state] || "");
       var note = document.getElementById("charts-note");
       if (note && FINAL[data.state]) { note.textContent = "The job is " + data.state + "; reload for the final log and models."; }
+      // Cancel no longer applies to a finished job; a reload shows Retry where it does.
+      var actions = document.getElementById("job-actions");
+      if (actions && FINAL[data.state]) { actions.hidden = true; }
     }
   }
 
