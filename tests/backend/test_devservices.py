@@ -169,3 +169,20 @@ def test_the_embedded_postgres_acknowledges_commits_only_once_they_are_durable()
                 " WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes') ORDER BY name"
             ).fetchall()
         assert rows == [("fsync", "on"), ("full_page_writes", "on"), ("synchronous_commit", "on")]
+
+
+def test_up_warns_about_a_running_server_that_an_older_version_started_without_durable_commits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ds = load_devservices()
+    with services_dir() as root:
+        state = str(root / "svc")
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        monkeypatch.delenv("REDIS_URL", raising=False)
+        monkeypatch.setattr(ds, "DURABLE_SETTINGS", "-c synchronous_commit=off")  # as before the fix
+        assert ds.main(["up", "--state", state, "--pg-port", "auto", "--redis-port", "auto"]) == 0
+        monkeypatch.undo()
+        again = devservices("up", "--state", state)
+        assert again.returncode == 0, again.stderr
+        assert "runs with fsync or synchronous_commit off" in again.stderr
+        assert "restart it (`down`, then `up`)" in again.stderr
