@@ -227,6 +227,7 @@ def test_a_reviewer_reads_the_quality_page_of_their_project_only(client: TestCli
     assert page.status_code == 200 and "Krippendorff" in page.text
     assert f'href="/admin/projects/{mine.id}"' not in page.text  # no links into admin-only pages
     assert f'href="/review/projects/{mine.id}"' in page.text
+    assert re.search(r'<a href="/review"\s+aria-current="page"', page.text)  # the reviewer's own section
     assert f'href="/admin/projects/{mine.id}/quality"' in client.get(f"/review/projects/{mine.id}").text
     assert client.get(f"/admin/projects/{other.id}/quality").status_code == 404
 
