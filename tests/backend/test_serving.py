@@ -4,6 +4,7 @@ them by the kernel, a clean stop on SIGTERM, and clear failures (backend/serving
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import socket
@@ -226,3 +227,36 @@ def test_the_worker_command_reports_invalid_settings_in_one_line(tmp_path: Path)
     text = log.read_text()
     assert "error: invalid settings: ENVIRONMENT: Input should be" in text, text
     assert "Traceback" not in text
+
+
+def _die_by_sigkill() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_the_back_off_doubles_while_replacements_keep_dying_and_starts_over_after_a_stable_run() -> None:
+    from backend.serving import STABLE_S, ServeOptions, Supervisor
+
+    supervisor = Supervisor(ServeOptions("127.0.0.1", free_port()), workers=1)
+    slot = supervisor.slots[0]
+
+    def delay_after_death(*, ready_at: float | None, now: float) -> float:
+        worker = multiprocessing.get_context("fork").Process(target=_die_by_sigkill)
+        worker.start()
+        worker.join()
+        slot.process, slot.ready_at = worker, ready_at
+        assert supervisor._on_exit(slot, now) is None  # replaced, never a reason to stop
+        return slot.restart_at - now
+
+    assert [delay_after_death(ready_at=None, now=100.0) for _ in range(8)] == [
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        8.0,
+        16.0,
+        30.0,
+        30.0,
+    ]
+    assert delay_after_death(ready_at=100.0, now=100.0 + STABLE_S - 1) == 30.0  # served too briefly
+    assert delay_after_death(ready_at=100.0, now=100.0 + STABLE_S) == 0.5
+    assert delay_after_death(ready_at=None, now=200.0) == 1.0
