@@ -62,11 +62,13 @@ def write_model_archive(model: ModelArtifact, model_dir: Path) -> Iterator[bytes
     yield b"\0" * (2 * BLOCK)
 
 
-def _safe_name(name: str) -> PurePosixPath:
+def _safe_name(name: str) -> PurePosixPath | None:
+    """The member's relative path; None for the archive's own root ("." or "./", which
+    `tar -C DIR -czf model.tgz .` writes first)."""
     path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or ".." in path.parts or not path.parts or ":" in path.parts[0]:
+    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
         raise InvalidInput(f"the archive member '{name}' has an absolute or '..' path; refused")
-    return path
+    return path if path.parts else None
 
 
 def _copy_limited(source: IO[bytes], target: Path, budget: int) -> int:
@@ -90,6 +92,10 @@ def _extract_tar(archive: Path, dest: Path, limit: int) -> None:
         used = 0
         for member in members:
             rel = _safe_name(member.name)
+            if rel is None and member.isdir():
+                continue
+            if rel is None:
+                raise InvalidInput(f"the archive member '{member.name}' has no name; refused")
             if member.isdir():
                 (dest / rel).mkdir(parents=True, exist_ok=True)
                 continue
@@ -109,6 +115,8 @@ def _extract_zip(archive: Path, dest: Path, limit: int) -> None:
         used = 0
         for info in infos:
             rel = _safe_name(info.filename)
+            if rel is None:
+                continue  # the archive's own root directory
             if info.is_dir():
                 (dest / rel).mkdir(parents=True, exist_ok=True)
                 continue

@@ -229,3 +229,25 @@ def test_register_model_cli_registers_a_local_directory_and_refuses_pickles(sett
     assert refused.returncode == 1
     assert refused.stderr.strip().startswith("error: 'pytorch_model.bin' is a pickle checkpoint")
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_archives_made_by_tar_dot_and_by_zip_are_both_accepted(admin_api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import zipfile
+
+    _, client = admin_api
+    source = fake_model_dir(tmp_path / "m")
+    made_by_tar = subprocess.run(
+        ["tar", "-C", str(source), "-czf", "-", "."], capture_output=True, check=True
+    ).stdout  # members "./", "./config.json", ...
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            zf.write(path, path.relative_to(source).as_posix())
+    expected = {f.relative_to(source).as_posix() for f in source.rglob("*") if f.is_file()}
+    for name, payload in (("m.tgz", made_by_tar), ("m.zip", buffer.getvalue())):
+        response = client.post(
+            "/api/v1/models", data={"kind": "cost", "name": name}, files={"file": (name, payload)}
+        )
+        assert response.status_code == 201, response.text
+        assert {f["path"] for f in response.json()["files"]} == expected
