@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from saferlhf_client.errors import error_for
+from saferlhf_client.jobs import JobsMixin
 from saferlhf_client.models import (
     Annotation,
     Answer,
@@ -47,7 +48,7 @@ def parse_submit_and_next(data: Any, replayed: bool) -> tuple[Annotation, Task |
     return annotation, None if following is None else Task.from_json(following)
 
 
-class Client(RegistryMixin):
+class Client(RegistryMixin, JobsMixin):
     """client = Client("http://127.0.0.1:8000", token="srlhf_...")
     task = client.claim_next(project_id)
     client.submit(task.assignment_id, Answer(SAFE, unsafe("violence"), "left", "left"))

@@ -133,7 +133,7 @@ def job_key(kind: JobKind, config: dict[str, Any], input_hashes: dict[str, str])
 def submit_job(
     *,
     session: Session,
-    caller: Caller,
+    caller: Caller | None,
     kind: JobKind,
     config: dict[str, Any],
     inputs: dict[str, Any],
@@ -170,7 +170,7 @@ def submit_job(
         gpus=gpus,
         nodes=nodes,
         max_attempts=max_attempts,
-        created_by_id=caller.id,
+        created_by_id=None if caller is None else caller.id,  # None: the server's own CLI
         queue=queue,
         state=JobState.queued,
     )

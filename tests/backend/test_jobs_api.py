@@ -179,3 +179,26 @@ def test_reviewers_and_annotators_cannot_submit(client, db_session, inputs) -> N
         headers = token_headers(db_session, make_user(db_session, role=role))
         assert client.post("/api/v1/jobs", json=body(inputs), headers=headers).status_code == 403
         assert client.get("/api/v1/jobs", headers=headers).status_code == 403
+
+
+def test_the_typed_client_submits_cancels_retries_and_waits(
+    client, db_session, admin_headers, inputs
+) -> None:  # type: ignore[no-untyped-def]
+    from saferlhf_client import Client
+    from saferlhf_client.errors import InvalidInput
+
+    api = Client(
+        "http://testserver", token=admin_headers["Authorization"].removeprefix("Bearer "), http=client
+    )
+    job_inputs = {"snapshot_id": inputs["snapshot_id"], "base_model_id": inputs["base_model_id"]}
+    with pytest.raises(InvalidInput, match="did you mean 'learning_rate'"):
+        api.submit_job("reward", {"learnig_rate": 1.0}, inputs=job_inputs, project_id=inputs["project_id"])
+    job = api.submit_job("reward", {"max_steps": 3}, inputs=job_inputs, project_id=inputs["project_id"])
+    assert api.get_job(job["id"])["state"] == "queued"
+    assert [j["id"] for j in api.list_jobs(project_id=inputs["project_id"])] == [job["id"]]
+    assert api.cancel_job(job["id"])["state"] == "cancelled"
+    seen: list[str] = []
+    final = api.wait_for_job(job["id"], on_update=lambda j: seen.append(j["state"]))
+    assert final["state"] == "cancelled" and seen == ["cancelled"]
+    assert api.retry_job(job["id"])["state"] == "queued"
+    assert api.job_log(job["id"]) == ""

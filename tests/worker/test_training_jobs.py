@@ -268,3 +268,37 @@ def test_a_stage_that_refuses_its_data_fails_at_once_with_its_message(
     assert "\n" not in job.error
     final = events_of(platform, job_id)[-1]
     assert final["type"] == "status" and final["status"] == "failed"
+
+
+def test_saferlhf_train_submits_and_follows_the_job_to_its_end(
+    platform: Platform, start_worker, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import subprocess
+
+    from tests.support.processes import PYTHON, child_env
+
+    def saferlhf(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [PYTHON, "-m", "backend.cli", *args]
+        env = child_env(**platform.env)
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+    run_json = tmp_path / "run.json"
+    run_json.write_text(json.dumps({**FAST_CONFIG, "learnig_rate": 1e-3}))
+    common = ["--snapshot", str(platform.snapshot_id), "--base-model", str(platform.base_model_id)]
+    refused = saferlhf("train", "reward", "--config", str(run_json), *common)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "error: unknown option 'learnig_rate' for stage 'reward'; did you mean 'learning_rate'?"
+    )
+    start_worker()
+    run_json.write_text(json.dumps({**FAST_CONFIG, "seed": 11}))
+    args = ["train", "reward", "--config", str(run_json), *common, "--project", str(platform.project_id)]
+    done = saferlhf(*args, "--wait", "--poll", "0.5")
+    assert done.returncode == 0, done.stderr
+    job_id = int(done.stdout.split("submitted job ")[1].split(":")[0])
+    assert done.stdout.strip().endswith(f"/admin/jobs/{job_id}")
+    assert "100% succeeded" in done.stderr
+    assert platform.job(job_id).state == JobState.succeeded
+    again = saferlhf(*args)  # the identical job already succeeded: no new run
+    assert again.returncode == 0 and f"an identical job already succeeded: job {job_id}" in again.stdout
