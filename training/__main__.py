@@ -10,12 +10,13 @@ import json
 import logging
 import os
 import sys
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are local directories; never reach a hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from training.config import describe_config, load_config, parse_overrides  # noqa: E402
-from training.errors import UserError  # noqa: E402
+from training.errors import UserError, one_line  # noqa: E402
 from training.stages import STAGES, Stage, get_stage  # noqa: E402
 
 USAGE = "usage: python -m training STAGE [--config run.json] [--key=value ...]   (STAGE --help for options)"
@@ -47,19 +48,20 @@ def _split_args(args: list[str]) -> tuple[str | None, list[str], bool]:
     return config, rest, want_help
 
 
-def _run(stage: Stage, config_path: str | None, overrides: list[str]) -> dict:
-    config = load_config(stage.config_cls, config_path, parse_overrides(overrides), stage=stage.name)
+def _run(stage: Stage, config_path: str | None, overrides: list[str]) -> dict[str, Any]:
+    config: Any = load_config(stage.config_cls, config_path, parse_overrides(overrides), stage=stage.name)
     from training.engine.runtime import LOG_FORMAT, quiet_libraries
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     quiet_libraries()
-    if stage.trains and os.environ.get("RANK", "0") == "0":  # one train.log, written by rank 0
+    if os.environ.get("RANK", "0") == "0":  # one train.log in the output directory, by rank 0
         from pathlib import Path
 
         from training.engine.runtime import add_file_logging
 
-        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-        add_file_logging(Path(config.output_dir))
+        output_dir = Path(getattr(config, stage.output_field))
+        output_dir.mkdir(parents=True, exist_ok=True)
+        add_file_logging(output_dir)
     return stage.load_runner()(config)
 
 
@@ -78,11 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         summary = _run(stage, config_path, overrides)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+    except (UserError, OSError) as exc:  # the stage's events.jsonl already ends with status=failed
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     if os.environ.get("RANK", "0") == "0":
         print(json.dumps(summary, indent=2, sort_keys=True, default=float))

@@ -1,7 +1,26 @@
 """Structured training events, one JSON object per line in ``<output_dir>/events.jsonl`` (torch-free).
 
 The platform's worker tails this file and ingests every event into its database, so the schema is
-a contract. Schema version 1:
+a contract. Every stage writes it, into the directory named by its ``Stage.output_field``
+(``output_dir``; ``out`` for ``init-tiny``), through :class:`training.engine.lifecycle.StageRun`.
+
+Lifecycle, per process run of ``python -m training STAGE --config run.json``:
+
+* the first event of a run is ``status=started``; a run that continues from a checkpoint then
+  writes ``status=resumed`` with the ``step`` it resumed from (re-running the same command in the
+  same output directory with ``resume`` = ``"auto"``, the default, resumes from the latest complete
+  checkpoint; a re-run appends to the same file and continues ``seq``);
+* the last event is ``status=completed`` (exit status 0) or ``status=failed`` with ``error`` (the
+  exception class) and ``message`` (the one line the CLI prints on stderr) for a user error
+  (exit 2) or an unexpected one (exit 1, traceback on stderr);
+* a process killed hard (SIGKILL, OOM) ends without a final status: treat that as a crash.
+  An error found before the output directory is known (a bad option, an unreadable run.json)
+  exits 2 without writing events.
+* ``progress`` events come at every logged step of a trainer, and after every generation batch of
+  ``generate`` (``step`` = prompts answered, ``total_steps`` = prompts) and ``evaluate`` (answers
+  of both corners, so twice the prompts); their ``epoch`` is 0 for stages that do not train.
+
+Schema version 1:
 
 Common fields, on every event:
     ``v``      int, schema version (1)

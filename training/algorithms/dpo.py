@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
+from transformers import PreTrainedModel
 
 from training.algorithms.dpo_loss import dpo_loss, response_log_prob_sum
 from training.algorithms.rollout import gather_log_probs
@@ -45,6 +47,7 @@ def sequence_log_probs(model: nn.Module, input_ids: torch.Tensor) -> torch.Tenso
 
 class DPOTask(Task):
     stage = "dpo"
+    config: DPOConfig
 
     def __init__(self, config: DPOConfig) -> None:
         self.config = config
@@ -132,7 +135,7 @@ class DPOTask(Task):
         return {key: float(totals[i]) / pairs for i, key in enumerate(keys)}
 
     def export(self, model: nn.Module, output_dir: Path, state_dict: dict[str, torch.Tensor]) -> None:
-        model.save_pretrained(output_dir, state_dict=state_dict)
+        cast(PreTrainedModel, model).save_pretrained(output_dir, state_dict=state_dict)
         self.tokenizer.save_pretrained(output_dir)
 
 

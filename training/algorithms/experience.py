@@ -52,7 +52,7 @@ def end_scores(model: ScoreModel, rollout: Rollout) -> torch.Tensor:
 
 def token_values(
     critic: ScoreModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int
-):
+) -> torch.Tensor:
     """Critic values at positions S-1 .. L-2, i.e. V of the state each response token is chosen
     in (§5.2: the last position is dropped). (B, R); differentiable when grad is enabled."""
     scores = critic(input_ids, attention_mask, right_padded=False).scores[..., 0]  # (B, L)

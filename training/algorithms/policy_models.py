@@ -12,7 +12,7 @@ import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -30,6 +30,7 @@ from training.models import (
 )
 
 logger = logging.getLogger(__name__)
+M = TypeVar("M", bound=nn.Module)
 TRAINED = ("actor", "reward_critic", "cost_critic")
 
 
@@ -94,8 +95,8 @@ class RolloutCopy:
         self.module = copy.deepcopy(actor).eval().requires_grad_(False)
         for param in self.module.parameters():
             param.data = param.data.to(dtype)
-        self.sources = list(actor.parameters())
-        self.targets = list(self.module.parameters())
+        self.sources: list[torch.Tensor] = list(actor.parameters())
+        self.targets: list[torch.Tensor] = list(self.module.parameters())
 
     @torch.no_grad()
     def refresh(self) -> nn.Module:
@@ -135,7 +136,7 @@ class PolicyModels:
             backend.load_state(directory / name)
 
 
-def _frozen(module: nn.Module, device: torch.device) -> nn.Module:
+def _frozen(module: M, device: torch.device) -> M:
     module.to(device).eval()
     module.requires_grad_(False)
     return module

@@ -17,13 +17,14 @@ from training.algorithms.objectives import LagrangianObjective
 from training.algorithms.ppo import advantage_settings
 from training.algorithms.rl_trainer import PolicyTrainer
 from training.config import PPOLagConfig
+from training.config.rl import preset_value
 
 
 def lagrange_settings(config: PPOLagConfig) -> LagrangeSettings:
     return LagrangeSettings(
-        threshold=config.threshold,
-        lambda_init=config.lambda_init,
-        lambda_lr=config.lambda_lr,
+        threshold=preset_value(config.threshold),
+        lambda_init=preset_value(config.lambda_init),
+        lambda_lr=preset_value(config.lambda_lr),
         lambda_max=config.lambda_max,
         update_delay_steps=config.lambda_update_delay_steps,
         window_size=config.episode_cost_window_size,

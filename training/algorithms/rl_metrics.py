@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -10,8 +10,15 @@ from training.algorithms.experience import Experience, kl_per_sequence
 from training.algorithms.ppo_losses import masked_mean
 
 
-def _cat(experiences: list[Experience], get) -> torch.Tensor:
-    return torch.cat([get(exp).float() for exp in experiences])
+def _required(value: torch.Tensor | None) -> torch.Tensor:
+    """A field the phases computed before metrics are taken (callers check the first experience)."""
+    if value is None:
+        raise ValueError("an experience field was read before it was computed")
+    return value
+
+
+def _cat(experiences: list[Experience], get: Callable[[Experience], torch.Tensor | None]) -> torch.Tensor:
+    return torch.cat([_required(get(exp)).float() for exp in experiences])
 
 
 def _masked(experiences: list[Experience], name: str) -> float:
@@ -26,7 +33,7 @@ def batch_metrics(experiences: list[Experience]) -> dict[str, float]:
     metrics = {
         "train/reward": float(_cat(experiences, lambda e: e.reward).mean()),
         "train/reward_with_kl_penalty": float(
-            _cat(experiences, lambda e: e.shaped_rewards.sum(dim=1)).mean()
+            _cat(experiences, lambda e: _required(e.shaped_rewards).sum(dim=1)).mean()
         ),
         "train/reward_advantage": _masked(experiences, "reward_advantages"),
         "train/reward_return": _masked(experiences, "reward_returns"),
@@ -47,7 +54,7 @@ def batch_metrics(experiences: list[Experience]) -> dict[str, float]:
         metrics.update(
             {
                 "train/cost_with_kl_penalty": float(
-                    _cat(experiences, lambda e: e.shaped_costs.sum(dim=1)).mean()
+                    _cat(experiences, lambda e: _required(e.shaped_costs).sum(dim=1)).mean()
                 ),
                 "train/cost_advantage": _masked(experiences, "cost_advantages"),
                 "train/cost_return": _masked(experiences, "cost_returns"),

@@ -10,6 +10,7 @@ in :mod:`training.algorithms.objectives`.
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import torch
 
@@ -23,6 +24,7 @@ from training.algorithms.rollout import Rollout, SamplingSettings, generate, res
 from training.config import RLConfig
 from training.evaluation.generation import sample_responses
 from training.evaluation.judging import judge_toyworld, mean, score_metrics
+from training.models import ScoreModel
 
 
 class PolicyPhases:
@@ -80,9 +82,9 @@ class PolicyPhases:
                     r,
                     m.reference,
                     m.reward_model,
-                    m.reward_critic.model,
+                    cast(ScoreModel, m.reward_critic.model),
                     m.cost_model,
-                    None if m.cost_critic is None else m.cost_critic.model,
+                    None if m.cost_critic is None else cast(ScoreModel, m.cost_critic.model),
                 )
                 for r in rollouts
             ]
@@ -135,8 +137,9 @@ class PolicyPhases:
         return metrics
 
     def _critic_step(
-        self, name: str, exp: Experience, old: torch.Tensor, returns: torch.Tensor
+        self, name: str, exp: Experience, old: torch.Tensor | None, returns: torch.Tensor | None
     ) -> dict[str, float]:
+        assert old is not None and returns is not None, "advantages are computed before the updates"
         backend = getattr(self.models, name)
         backend.model.train()
         roll = exp.rollout

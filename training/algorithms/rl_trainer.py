@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, cast
+
+from transformers import PreTrainedModel
 
 from training.algorithms.objectives import RewardObjective
 from training.algorithms.policy_models import load_policy_models
@@ -28,15 +30,12 @@ from training.algorithms.rl_metrics import batch_metrics, mean_metrics
 from training.algorithms.rl_phases import PolicyPhases
 from training.algorithms.rollout import SamplingSettings
 from training.config import RLConfig, config_to_dict
-from training.engine.checkpoint import CheckpointManager
+from training.engine.loop import TRAINER_STATE, CheckpointedRun, crash_if_asked
 from training.engine.reporting import ProgressBar, TensorBoardLogger, write_json_atomic, write_summary
-from training.engine.rng import capture_rng, restore_rng, seed_everything
+from training.engine.rng import seed_everything
 from training.engine.runtime import configure_torch, resolve_device, use_bf16
-from training.engine.serialization import load_state, save_state
-from training.engine.trainer import CRASH_ENV
-from training.errors import ConfigError
+from training.engine.serialization import load_state
 from training.evaluation.generation import eos_ids
-from training.events import EventWriter
 from training.models import load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -53,18 +52,17 @@ def _crossed(every: int, before: int, after: int) -> bool:
     return every > 0 and before // every != after // every
 
 
-class PolicyTrainer(PolicyPhases):
+class PolicyTrainer(PolicyPhases, CheckpointedRun):
     def __init__(self, config: RLConfig, objective: RewardObjective, stage: str) -> None:
         self.config, self.objective, self.stage = config, objective, stage
-        self.output_dir = Path(config.output_dir)
-        self.device = resolve_device(config)  # type: ignore[arg-type]
-        self.bf16 = use_bf16(config, self.device)  # type: ignore[arg-type]
-        self.events = EventWriter(self.output_dir, stage)
-        self.checkpoints = CheckpointManager(self.output_dir / "checkpoints", keep=config.save_total_limit)
         self.pos = RLPosition()
-        self.history: dict[str, float] = {}
+        self.init_run()
         self.timings: dict[str, float] = {}
         self.sampling = SamplingSettings(config.max_new_tokens, config.temperature, config.top_p)
+
+    @property
+    def step(self) -> int:
+        return self.pos.global_step
 
     @property
     def global_step(self) -> int:
@@ -78,7 +76,9 @@ class PolicyTrainer(PolicyPhases):
     def prepare(self) -> None:
         """Threads, seeds, prompts, the step plan, the networks and the PTX data."""
         cfg = self.config
-        configure_torch(cfg, self.device)  # type: ignore[arg-type]
+        self.device = resolve_device(cfg)  # here: a bad device is a failed run
+        self.bf16 = use_bf16(cfg, self.device)
+        configure_torch(cfg, self.device)
         seed_everything(cfg.seed)
         write_json_atomic(self.output_dir / "run.json", config_to_dict(cfg))
         tokenizer = load_tokenizer(
@@ -127,43 +127,22 @@ class PolicyTrainer(PolicyPhases):
         if cfg.max_steps > 0:
             self.total_steps = min(self.total_steps, cfg.max_steps)
 
-    def resume(self) -> None:
-        choice = self.config.resume
-        if choice == "never":
-            return
-        self.checkpoints.clean_stale()
-        path = self.checkpoints.latest() if choice == "auto" else Path(choice)
-        if path is None:
-            return
-        if not (path / "COMPLETE").is_file():
-            raise ConfigError(f"resume checkpoint {path} does not exist or is incomplete")
+    def load_checkpoint(self, path: Path) -> dict[str, Any]:
         self.models.load_state(path)
-        state = load_state(path, "trainer_state")
+        state: dict[str, Any] = load_state(path, TRAINER_STATE)
         self.pos = RLPosition(**state["position"])
-        self.history.update(state["history"])
         self.objective.load_state_dict(state["objective"])
         if self.ptx is not None and state.get("ptx"):
             self.ptx.load_state_dict(state["ptx"])
-        restore_rng(state["rng"])
-        logger.info("resumed from %s at step %d", path, self.pos.global_step)
-        self.events.status("resumed", f"resumed from {path.name}", step=self.pos.global_step)
+        return state
 
     def save(self) -> None:
-        state = {
-            "position": asdict(self.pos),
-            "history": self.history,
-            "rng": capture_rng(),
-            "objective": self.objective.state_dict(),
-            "ptx": self.ptx.state_dict() if self.ptx else {},
-            "config": config_to_dict(self.config),
-        }
-
-        def write(tmp: Path) -> None:
-            self.models.save_state(tmp)
-            save_state(tmp, "trainer_state", state)
-
-        path = self.checkpoints.save(self.pos.global_step, write)
-        self.events.checkpoint(self.pos.global_step, str(path.relative_to(self.output_dir)))
+        self.write_checkpoint(
+            asdict(self.pos),
+            self.models.save_state,
+            objective=self.objective.state_dict(),
+            ptx=self.ptx.state_dict() if self.ptx else {},
+        )
 
     # ------------------------------------------------------------------ loop
     def prompt_batches(self) -> Iterator[tuple[list[int], bool]]:
@@ -217,9 +196,7 @@ class PolicyTrainer(PolicyPhases):
             self.history.update(metrics)
         if _crossed(cfg.save_steps, before, step) or (cfg.save_steps == 0 and epoch_end) or last:
             self.save()
-        if os.environ.get(CRASH_ENV) and int(os.environ[CRASH_ENV]) <= step:
-            logger.warning("%s=%s: exiting hard for a resume test", CRASH_ENV, os.environ[CRASH_ENV])
-            os._exit(75)
+        crash_if_asked(before, step)
 
     def train(self, stop_after_steps: int | None = None) -> None:
         """Run to ``total_steps`` (or until ``stop_after_steps``, a test hook that stops like a kill
@@ -243,29 +220,12 @@ class PolicyTrainer(PolicyPhases):
     def finish(self) -> dict[str, float]:
         """Export the actor (HF layout + tokenizer) and write summary.json (§2.3: only the actor)."""
         actor = self.models.actor
-        actor.model.save_pretrained(self.output_dir, state_dict=actor.full_state_dict())
+        cast(PreTrainedModel, actor.model).save_pretrained(
+            self.output_dir, state_dict=actor.full_state_dict()
+        )
         self.models.tokenizer.save_pretrained(self.output_dir)
         summary = {k: v for k, v in self.history.items() if k.split("/")[0] in ("train", "eval", "data")}
         summary["train/steps"] = float(self.pos.global_step)
         write_summary(self.output_dir, summary)
         self.events.checkpoint(self.pos.global_step, ".", final=True)
-        return summary
-
-    def run(self) -> dict[str, float]:
-        self.events.status("started", f"{self.stage} started")
-        try:
-            self.prepare()
-            self.resume()
-            self.train()
-            summary = self.finish()
-        except BaseException as exc:
-            self.events.status(
-                "failed", str(exc) or type(exc).__name__, error=type(exc).__name__, step=self.pos.global_step
-            )
-            raise
-        finally:
-            if hasattr(self, "tensorboard"):
-                self.tensorboard.close()
-        self.events.status("completed", f"{self.stage} completed", step=self.pos.global_step)
-        self.events.close()
         return summary

@@ -20,6 +20,7 @@ import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import torch
 from torch import nn
@@ -68,19 +69,25 @@ class Rollout:
         return parts
 
 
+def _model_class(model: nn.Module) -> Any:
+    """The class of the HF model itself (DeepSpeed's engine wraps it as ``.module``); typed Any
+    because the functools.cache stubs reject a class as an unhashable argument."""
+    return type(getattr(model, "module", model))
+
+
 @cache
-def _cache_keyword(model_class: type) -> str:
+def _cache_keyword(model_class: type[Any]) -> str:
     """transformers ≥ 5.2x calls the KV cache argument ``cache``; earlier 5.x ``past_key_values``."""
     return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
-def _output_cache(output: object) -> object:
+def _output_cache(output: Any) -> object:
     found = getattr(output, "cache", None)
-    return found if found is not None else output.past_key_values  # type: ignore[attr-defined]
+    return found if found is not None else output.past_key_values
 
 
 @cache
-def _accepts_logits_to_keep(model_class: type) -> bool:
+def _accepts_logits_to_keep(model_class: type[Any]) -> bool:
     return "logits_to_keep" in inspect.signature(model_class.forward).parameters
 
 
@@ -89,8 +96,7 @@ def forward_logits(
 ) -> tuple[torch.Tensor, object]:
     """Logits of the last ``keep`` positions (B, keep, V), with explicit position ids; the LM head
     runs only on those positions when the model supports ``logits_to_keep``."""
-    owner = model.module if hasattr(model, "module") else model
-    extra = {"logits_to_keep": keep} if _accepts_logits_to_keep(type(owner)) else {}
+    extra = {"logits_to_keep": keep} if _accepts_logits_to_keep(_model_class(model)) else {}
     out = model(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -164,7 +170,7 @@ def generate(
     batch = prompt_ids.shape[0]
     eos = torch.tensor(list(eos_token_ids), device=prompt_ids.device)
     mask = prompt_mask.long()  # (B, S), grows by one column per step
-    cache_kw = _cache_keyword(type(model.module if hasattr(model, "module") else model))
+    cache_kw = _cache_keyword(_model_class(model))
     logits, out = forward_logits(model, prompt_ids, mask, keep=1, use_cache=True)
     next_position = position_ids_from_mask(mask)[:, -1] + 1  # (B,)
     finished = torch.zeros(batch, dtype=torch.bool, device=prompt_ids.device)

@@ -20,6 +20,7 @@ import torch
 from training.config import ScoreModelConfig
 from training.data import common_prefix_length, shared_prompt_batch, shared_prompt_inputs
 from training.models import ScoreModel
+from training.models.embeddings import input_embedding_matrix
 from training.models.shared_prompt import unsupported_reason
 
 _PROBE_TOLERANCE = {torch.float64: 1e-6, torch.float32: 1e-4}  # relative; 16-bit dtypes: 5e-2
@@ -42,7 +43,7 @@ def model_reason(model: ScoreModel, max_length: int) -> str | None:
 def probe_mismatch(model: ScoreModel) -> str | None:
     """Run one random pair in the shared layout and each sequence alone; None when the hidden
     states of every token agree (eval mode, no gradient; the normalizer is not touched)."""
-    embeddings = model.backbone.get_input_embeddings().weight
+    embeddings = input_embedding_matrix(model.backbone)
     generator = torch.Generator().manual_seed(0)
     prompt = torch.randint(embeddings.shape[0], (4,), generator=generator)
     first = torch.cat([prompt, torch.randint(embeddings.shape[0], (3,), generator=generator)])  # (7,)

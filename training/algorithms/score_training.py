@@ -12,7 +12,7 @@ from torch import nn
 
 from training.algorithms.score_layout import config_reason, model_reason
 from training.config import ScoreModelConfig
-from training.data import shared_prompt_inputs
+from training.data import PreferenceDataset, SafetyPreferenceDataset, shared_prompt_inputs
 from training.engine.distributed import all_gather_cat
 from training.engine.task import Batch, Task
 from training.models import (
@@ -35,7 +35,12 @@ class ScoreModelTask(Task):
     """
 
     score_type: ScoreType
-    dataset_cls: Callable[[str, Any, int], Any]  # (path, tokenizer, max_length) -> a pair dataset
+    config: ScoreModelConfig
+    train_dataset: PreferenceDataset | SafetyPreferenceDataset
+    eval_dataset: PreferenceDataset | SafetyPreferenceDataset | None
+    dataset_cls: Callable[
+        [str, Any, int], PreferenceDataset | SafetyPreferenceDataset
+    ]  # (path, tokenizer, max_length)
     two_row_collator: Callable[[int], Callable[[list[Any]], Batch]]  # pad id -> collator
     shared_prompt_collator: Callable[[int], Callable[[list[Any]], Batch]]
 
@@ -113,7 +118,9 @@ class ScoreModelTask(Task):
         end = out.end_scores.squeeze(-1)  # (B, 2)
         return out, end.t().reshape(-1)  # (2B,)
 
-    def gather_eval(self, model: nn.Module, batches: Iterable[Batch], flag: str | None = None) -> dict:
+    def gather_eval(
+        self, model: nn.Module, batches: Iterable[Batch], flag: str | None = None
+    ) -> dict[str, torch.Tensor]:
         """Eval end scores of every pair from every rank: ``first``/``second`` (N,), and for a
         per-row batch ``flag`` (2B,) also ``first_<flag>``/``second_<flag>`` (N,)."""
         parts: dict[str, list[torch.Tensor]] = {"first": [], "second": []}

@@ -10,9 +10,11 @@ import logging
 import math
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
+from transformers import PreTrainedModel
 
 from training.algorithms.losses import causal_lm_loss
 from training.config import SFTConfig
@@ -41,6 +43,9 @@ def _token_stats(
 
 class SFTTask(Task):
     stage = "sft"
+    config: SFTConfig
+    train_dataset: SupervisedDataset
+    eval_dataset: SupervisedDataset | None
 
     def __init__(self, config: SFTConfig) -> None:
         self.config = config
@@ -105,7 +110,7 @@ class SFTTask(Task):
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "accuracy": correct / max(count, 1.0)}
 
     def export(self, model: nn.Module, output_dir: Path, state_dict: dict[str, torch.Tensor]) -> None:
-        model.save_pretrained(output_dir, state_dict=state_dict)
+        cast(PreTrainedModel, model).save_pretrained(output_dir, state_dict=state_dict)
         self.tokenizer.save_pretrained(output_dir)
 
 

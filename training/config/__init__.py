@@ -2,6 +2,7 @@
 
 Each stage has one config class; a run is described by a ``run.json`` holding its fields, and
 ``python -m training STAGE --config run.json --key=value`` overlays command-line values.
+:func:`validate_stage_config` checks a config the way the stage would, without torch.
 """
 
 from training.config.base import (
@@ -25,6 +26,7 @@ from training.config.rl import (
     RewardShapingConfig,
     RLConfig,
 )
+from training.config.runtime import RuntimeConfig
 from training.config.tiny import InitTinyConfig
 from training.config.training import (
     CostModelConfig,
@@ -33,6 +35,7 @@ from training.config.training import (
     SFTConfig,
     TrainingConfig,
 )
+from training.config.validate import validate_stage_config
 
 __all__ = [
     "PRESETS",
@@ -46,6 +49,7 @@ __all__ = [
     "RLConfig",
     "RewardModelConfig",
     "RewardShapingConfig",
+    "RuntimeConfig",
     "SFTConfig",
     "ScoreModelConfig",
     "TrainingConfig",
@@ -58,4 +62,5 @@ __all__ = [
     "opt",
     "parse_overrides",
     "read_json_config",
+    "validate_stage_config",
 ]

@@ -125,14 +125,15 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
 def build_config(cls: type[C], values: dict[str, Any], *, stage: str = "") -> C:
     """Validate keys and types of ``values`` against dataclass ``cls`` and construct it."""
     hints = typing.get_type_hints(cls)
-    known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    spec: Any = cls  # a dataclass; fields() wants a DataclassInstance, which C cannot promise
+    known = [f.name for f in fields(spec)]
     where = f" for stage {stage!r}" if stage else ""
     for key in values:
         if key not in hints:
             raise ConfigError(f"unknown option {key!r}{where}{_suggest(key, known)}")
     missing = [
         f.name
-        for f in fields(cls)  # type: ignore[arg-type]
+        for f in fields(spec)
         if f.default is MISSING and f.default_factory is MISSING and f.name not in values
     ]
     if missing:
@@ -157,9 +158,12 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def describe_config(cls: type) -> str:
     """One line per field: name, type, default and help (for ``--help``)."""
+    from training.config.runtime import RuntimeConfig  # here: runtime builds on this module
+
     hints = typing.get_type_hints(cls)
+    runtime = {f.name for f in fields(RuntimeConfig)}
     lines = []
-    for f in fields(cls):
+    for f in sorted(fields(cls), key=lambda f: f.name in runtime):  # the stage's own options first
         default = "required" if f.default is MISSING else f"default {f.default!r}"
         tp = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("typing.", "")
         lines.append(f"  --{f.name} ({tp}; {default})\n      {f.metadata.get('help', '')}")

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from training.config.base import check, opt
+from training.config.runtime import RuntimeConfig
 from training.config.training import TrainingConfig
 
 Scheduler = Literal["cosine", "linear", "constant"]
-Device = Literal["auto", "cpu", "cuda"]
-Precision = Literal["auto", "fp32", "bf16"]
 GroundTruth = Literal["none", "toyworld"]
 Preset = Literal["reference", "beaver-v1", "beaver-v2", "beaver-v3"]
 
@@ -59,18 +58,6 @@ class SamplingConfig:
         check(self.max_new_tokens >= 1, "max_new_tokens must be at least 1")
         check(self.temperature >= 0, "temperature must not be negative")
         check(0.0 < self.top_p <= 1.0, "top_p must lie in (0, 1]")
-
-
-@dataclass(frozen=True, kw_only=True)
-class RuntimeConfig:
-    """Where and how a stage runs."""
-
-    device: Device = opt("auto", "where to run; auto picks CUDA when available")
-    precision: Precision = opt("auto", "auto: bf16 autocast on a GPU that supports it, fp32 on CPU")
-    tf32: bool = opt(True, "allow TF32 matmuls on Ampere+ GPUs")
-    num_threads: int = opt(0, "torch CPU threads (0: torch default)")
-    trust_remote_code: bool = opt(False, "allow custom modelling code shipped with a model directory")
-    seed: int = opt(42, "random seed for initialisation, prompt order and sampling")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,6 +179,13 @@ class RewardShapingConfig(RLConfig, CostModelOptions):
         check(self.episode_cost_window_size >= 1, "episode_cost_window_size must be at least 1")
 
 
+def preset_value(value: float | None) -> float:
+    """A PPO-Lag field that its preset filled (every preset sets every field of PRESET_FIELDS)."""
+    if value is None:
+        raise ValueError("a preset field was left unset")
+    return value
+
+
 @dataclass(frozen=True, kw_only=True)
 class PPOLagConfig(RLConfig, CostModelOptions):
     """Safe RLHF: PPO-Lagrangian with a reward and a cost critic and a learned λ (§6)."""
@@ -209,21 +203,22 @@ class PPOLagConfig(RLConfig, CostModelOptions):
     lambda_lr: float | None = opt(None, "SGD step size on log λ (preset; reference 0.1)")
     lambda_max: float | None = opt(5.0, "upper bound of λ (§6.6: 5.0; none: unbounded)")
     lambda_update_delay_steps: int = opt(0, "optimizer steps before λ starts to move (§6.6: 0)")
-    epochs: int | None = opt(None, "passes over the prompts (preset; reference 1)")
-    actor_learning_rate: float | None = opt(None, "actor peak learning rate (preset; reference 1e-5)")
-    kl_coeff: float | None = opt(None, "β of the KL penalty on each side (preset; reference 0.01)")
-    clip_range_ratio: float | None = opt(None, "PPO ratio clip ε (preset; reference 0.2)")
+    # None means "from the preset"; __post_init__ fills it, so RLConfig's non-optional type holds after
+    # construction, which mypy cannot see.
+    epochs: int | None = opt(None, "passes over the prompts (preset; reference 1)")  # type: ignore[assignment]
+    actor_learning_rate: float | None = opt(None, "actor peak learning rate (preset; reference 1e-5)")  # type: ignore[assignment]
+    kl_coeff: float | None = opt(None, "β of the KL penalty on each side (preset; reference 0.01)")  # type: ignore[assignment]
+    clip_range_ratio: float | None = opt(None, "PPO ratio clip ε (preset; reference 0.2)")  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         for name, value in PRESETS[self.preset].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         super().__post_init__()
-        check(self.lambda_init > 0, "lambda_init must be positive (λ lives in log space)")
-        check(self.lambda_lr >= 0, "lambda_lr must not be negative")
-        check(
-            self.lambda_max is None or self.lambda_max >= self.lambda_init, "lambda_max must be ≥ lambda_init"
-        )
+        lambda_init, lambda_lr = preset_value(self.lambda_init), preset_value(self.lambda_lr)
+        check(lambda_init > 0, "lambda_init must be positive (λ lives in log space)")
+        check(lambda_lr >= 0, "lambda_lr must not be negative")
+        check(self.lambda_max is None or self.lambda_max >= lambda_init, "lambda_max must be ≥ lambda_init")
         check(self.lambda_update_delay_steps >= 0, "lambda_update_delay_steps must not be negative")
         check(self.episode_cost_window_size >= 1, "episode_cost_window_size must be at least 1")
 

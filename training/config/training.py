@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from training.config.base import check, opt
+from training.config.runtime import Device, Precision, RuntimeConfig
 
-Precision = Literal["auto", "fp32", "bf16"]
 Offload = Literal["none", "parameter", "optimizer", "all"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainingConfig:
-    """Options shared by every training stage."""
+class TrainingConfig(RuntimeConfig):
+    """Options shared by every training stage (the runtime options' help says "train" here)."""
 
     model_name_or_path: str = opt(help="local HF model directory to start from (e.g. the SFT output)")
     train_data: str = opt(help="training data: a .jsonl/.json/.parquet file or a directory of them")
@@ -47,7 +47,7 @@ class TrainingConfig:
     save_steps: int = opt(0, "write a checkpoint every N optimizer steps (0: at the end of every epoch)")
     save_total_limit: int = opt(2, "keep at most this many checkpoints (oldest removed first)")
     resume: str = opt("auto", "'auto' resumes from output_dir's latest checkpoint if any, 'never', or a path")
-    device: Literal["auto", "cpu", "cuda"] = opt("auto", "where to train; auto picks CUDA when available")
+    device: Device = opt("auto", "where to train; auto picks CUDA when available")
     precision: Precision = opt("auto", "auto: bf16 autocast on a GPU that supports it, fp32 on CPU")
     tf32: bool = opt(True, "allow TF32 matmuls on Ampere+ GPUs")
     gradient_checkpointing: bool = opt(False, "recompute activations in backward to save memory")

@@ -47,18 +47,19 @@ def tokenize(
     return out
 
 
-class SupervisedDataset(Dataset):
+class SupervisedDataset(Dataset[dict[str, torch.Tensor]]):
     """``labels = input_ids`` with prompt tokens (every user segment of a dialogue) set to -100."""
 
     def __init__(
         self, rows: list[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, max_length: int
     ) -> None:
         fields = [supervised_fields(row, index) for index, row in enumerate(rows)]
-        single = [i for i, (_, answer) in enumerate(fields) if answer is not None]
+        answers = {i: answer for i, (_, answer) in enumerate(fields) if answer is not None}
+        single = list(answers)
         prompts = [format_prompt(fields[i][0]) for i in single]
         full = tokenize(
             tokenizer,
-            [p + fields[i][1] for p, i in zip(prompts, single, strict=True)],
+            [p + answers[i] for p, i in zip(prompts, single, strict=True)],
             max_length,
             add_eos=True,
         )
@@ -115,7 +116,7 @@ def _load_pairs(path: str, *, need_safety: bool) -> tuple[list[PreferenceRecord]
     return filter_records(records, check_safety=need_safety)
 
 
-class _PairDataset(Dataset):
+class _PairDataset(Dataset[dict[str, Any]]):
     """Two tokenized responses per row, ``first`` and ``second``; token-identical pairs dropped."""
 
     need_safety = False
@@ -165,7 +166,7 @@ class PreferenceDataset(_PairDataset):
     def _order(self, record: PreferenceRecord) -> tuple[str, str]:
         return (record.answer, record.other_answer) if record.better else (record.other_answer, record.answer)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         return {
             "better_input_ids": self.first[index],
             "worse_input_ids": self.second[index],
@@ -185,7 +186,7 @@ class SafetyPreferenceDataset(_PairDataset):
     def _order(self, record: PreferenceRecord) -> tuple[str, str]:
         return (record.answer, record.other_answer) if record.safer else (record.other_answer, record.answer)
 
-    def _safety(self, record: PreferenceRecord) -> tuple[bool, bool]:
+    def _safety(self, record: PreferenceRecord) -> tuple[bool | None, bool | None]:
         return (
             (record.is_safe, record.is_other_safe) if record.safer else (record.is_other_safe, record.is_safe)
         )
@@ -201,7 +202,7 @@ class SafetyPreferenceDataset(_PairDataset):
         }
 
 
-class PromptOnlyDataset(Dataset):
+class PromptOnlyDataset(Dataset[dict[str, torch.Tensor]]):
     """Templated prompts for RL and generation; duplicates removed keeping the last occurrence (§1.4)."""
 
     def __init__(

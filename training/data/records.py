@@ -105,7 +105,7 @@ def preference_record(row: dict[str, Any], index: int, *, need_safety: bool) -> 
     if "chosen" in row and "response_0" not in row and not need_safety:
         _require(row, ("prompt", "chosen", "rejected"), index, "preference")
         return PreferenceRecord(str(row["prompt"]), str(row["chosen"]), str(row["rejected"]), better=True)
-    keys = ("prompt", "response_0", "response_1", "better_response_id")
+    keys: tuple[str, ...] = ("prompt", "response_0", "response_1", "better_response_id")
     if need_safety:
         keys = (
             "prompt",

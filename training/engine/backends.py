@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_model, save_model
@@ -19,7 +20,7 @@ from torch import nn
 
 from training.config import TrainingConfig
 from training.engine.distributed import is_main_process, world_size
-from training.engine.optim import build_optimizer, build_scheduler
+from training.engine.optim import OptimizerOptions, build_optimizer, build_scheduler
 from training.engine.serialization import load_state, save_state
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class TorchBackend:
     """Single-process training: AdamW, LR schedule, gradient clipping, bf16 autocast on GPU."""
 
     def __init__(
-        self, model: nn.Module, config: TrainingConfig, total_steps: int, device: torch.device, bf16: bool
+        self, model: nn.Module, config: OptimizerOptions, total_steps: int, device: torch.device, bf16: bool
     ) -> None:
         if world_size() > 1:
             raise RuntimeError("multi-process runs need DeepSpeed: set zero_stage (0-3)")
@@ -42,7 +43,7 @@ class TorchBackend:
         self.optimizer = build_optimizer(self.model, config)
         self.scheduler = build_scheduler(self.optimizer, config, total_steps)
 
-    def autocast(self) -> contextlib.AbstractContextManager:
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.bf16:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
@@ -110,7 +111,7 @@ class DeepSpeedBackend:
         self.forward_model = self.engine
         self.stage = config.zero_stage or 0
 
-    def autocast(self) -> contextlib.AbstractContextManager:
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()  # DeepSpeed's bf16 mode casts the model itself
 
     def backward(self, loss: torch.Tensor) -> None:

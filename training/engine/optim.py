@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 import math
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from training.config import TrainingConfig
+
+class OptimizerOptions(Protocol):
+    """What the optimizer, the schedule and the backend read of a config (a TrainingConfig or the
+    per-network settings of the policy stages)."""
+
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def adam_betas(self) -> tuple[float, float]: ...
+    @property
+    def lr_scheduler_type(self) -> str: ...
+    @property
+    def lr_warmup_ratio(self) -> float: ...
+    @property
+    def max_grad_norm(self) -> float: ...
+    @property
+    def gradient_accumulation_steps(self) -> int: ...
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Upstream rule (§3.3): names containing ``bias`` or ``layernorm.weight`` get no decay.
 
     As upstream, LLaMA's final ``norm.weight`` (no "layernorm" in its name) is still decayed.
     """
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
@@ -27,7 +47,7 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(
-    model: nn.Module, config: TrainingConfig, *, cpu_offload: bool = False
+    model: nn.Module, config: OptimizerOptions, *, cpu_offload: bool = False
 ) -> torch.optim.Optimizer:
     groups = parameter_groups(model, config.weight_decay)
     if cpu_offload:
@@ -55,7 +75,7 @@ def lr_factor(step: int, *, total_steps: int, warmup_steps: int, kind: str) -> f
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig, total_steps: int) -> LambdaLR:
+def build_scheduler(optimizer: torch.optim.Optimizer, config: OptimizerOptions, total_steps: int) -> LambdaLR:
     warmup = math.ceil(config.lr_warmup_ratio * total_steps)
 
     def factor(step: int) -> float:

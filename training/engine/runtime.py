@@ -8,13 +8,13 @@ from pathlib import Path
 
 import torch
 
-from training.config import TrainingConfig
+from training.config.runtime import RuntimeConfig
 from training.errors import ConfigError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def resolve_device(config: TrainingConfig) -> torch.device:
+def resolve_device(config: RuntimeConfig) -> torch.device:
     if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise ConfigError("device is 'cuda' but no CUDA device is available")
@@ -22,7 +22,7 @@ def resolve_device(config: TrainingConfig) -> torch.device:
     return torch.device("cpu")
 
 
-def use_bf16(config: TrainingConfig, device: torch.device) -> bool:
+def use_bf16(config: RuntimeConfig, device: torch.device) -> bool:
     """bf16 autocast only on a GPU that supports it (auto), or when explicitly asked on a GPU."""
     if config.precision == "fp32" or device.type != "cuda":
         if config.precision == "bf16" and device.type != "cuda":
@@ -31,7 +31,7 @@ def use_bf16(config: TrainingConfig, device: torch.device) -> bool:
     return torch.cuda.is_bf16_supported()
 
 
-def configure_torch(config: TrainingConfig, device: torch.device) -> None:
+def configure_torch(config: RuntimeConfig, device: torch.device) -> None:
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     if device.type == "cuda":

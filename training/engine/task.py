@@ -5,15 +5,23 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from training.config import TrainingConfig
 
 Batch = dict[str, Any]
+
+
+class TrainDataset(Protocol):
+    """What the loop needs of a dataset: rows by index and each row's length (for batching)."""
+
+    lengths: list[int]
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> Any: ...
 
 
 class Task(ABC):
@@ -21,8 +29,8 @@ class Task(ABC):
 
     stage: str
     config: TrainingConfig
-    train_dataset: Dataset
-    eval_dataset: Dataset | None
+    train_dataset: TrainDataset
+    eval_dataset: TrainDataset | None
     collate: Callable[[list[Any]], Batch]
 
     @abstractmethod

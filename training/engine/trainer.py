@@ -13,13 +13,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from training.config import config_to_dict
 from training.data.batching import plan_epoch
-from training.engine.checkpoint import CheckpointManager
 from training.engine.distributed import (
     all_reduce_mean,
     barrier,
@@ -28,16 +27,15 @@ from training.engine.distributed import (
     rank,
     world_size,
 )
+from training.engine.loop import TRAINER_STATE, CheckpointedRun, crash_if_asked
 from training.engine.reporting import ProgressBar, TensorBoardLogger, write_json_atomic, write_summary
-from training.engine.rng import capture_rng, restore_rng, seed_everything
+from training.engine.rng import seed_everything
 from training.engine.runtime import configure_torch, resolve_device, use_bf16
-from training.engine.serialization import load_state, save_state
+from training.engine.serialization import load_state
 from training.engine.task import Batch, Task
 from training.errors import ConfigError
-from training.events import EventWriter
 
 logger = logging.getLogger(__name__)
-CRASH_ENV = "TRAINING_TEST_CRASH_AFTER_STEP"  # test hook: hard exit after this optimizer step
 
 
 @dataclass
@@ -53,22 +51,25 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
     }
 
 
-class Trainer:
+class Trainer(CheckpointedRun):
+    saved_at: int  # the step of the last checkpoint and evaluation (set when training starts)
+    evaluated_at: int
+
     def __init__(self, task: Task) -> None:
         self.task = task
         self.config = task.config
-        self.output_dir = Path(self.config.output_dir)
-        self.device = resolve_device(self.config)
-        self.bf16 = use_bf16(self.config, self.device)
-        self.events = EventWriter(self.output_dir, task.stage, enabled=is_main_process())
-        self.checkpoints = CheckpointManager(
-            self.output_dir / "checkpoints", keep=self.config.save_total_limit
-        )
+        self.stage = task.stage
         self.pos = Position()
-        self.history: dict[str, float] = {}
+        self.init_run(main=is_main_process())
+
+    @property
+    def step(self) -> int:
+        return self.pos.step
 
     # ----------------------------------------------------------------- phases
     def prepare(self) -> None:
+        self.device = resolve_device(self.config)  # here, so a bad device is a failed run, not a crash
+        self.bf16 = use_bf16(self.config, self.device)
         configure_torch(self.config, self.device)  # selects this rank's GPU before NCCL starts
         if self.config.zero_stage is not None:
             init_deepspeed_distributed()
@@ -80,7 +81,7 @@ class Trainer:
         self.history.update(data_metrics)
         model = self.task.build_model()
         if self.config.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+            cast(Any, model).gradient_checkpointing_enable()  # HF models and ScoreModel have it
         self.steps_per_epoch = self._steps_per_epoch(len(self.task.train_dataset.lengths))
         self.total_steps = self.steps_per_epoch * self.config.epochs
         if self.config.max_steps > 0:
@@ -108,23 +109,11 @@ class Trainer:
         cls = TorchBackend if self.config.zero_stage is None else DeepSpeedBackend
         return cls(model, self.config, self.total_steps, self.device, self.bf16)
 
-    def resume(self) -> None:
-        choice = self.config.resume
-        if choice == "never":
-            return
-        self.checkpoints.clean_stale()
-        path = self.checkpoints.latest() if choice == "auto" else Path(choice)
-        if path is None:
-            return
-        if not (path / "COMPLETE").is_file():
-            raise ConfigError(f"resume checkpoint {path} does not exist or is incomplete")
+    def load_checkpoint(self, path: Path) -> dict[str, Any]:
         self.backend.load_state(path)
-        state = load_state(path, "trainer_state")
+        state: dict[str, Any] = load_state(path, TRAINER_STATE)
         self.pos = Position(**state["position"])
-        self.history.update(state["history"])
-        restore_rng(state["rng"])
-        logger.info("resumed from %s at step %d", path, self.pos.step)
-        self.events.status("resumed", f"resumed from {path.name}", step=self.pos.step)
+        return state
 
     def micro_batches(self) -> Iterator[tuple[int, Batch]]:
         """(epoch, batch) from the current position on, ``accumulation`` micro-batches per step."""
@@ -187,22 +176,9 @@ class Trainer:
             pos.epoch, pos.micro = pos.epoch + 1, 0
         return pos
 
-    def save(self, final: bool = False) -> None:
-        state = {
-            "position": asdict(self._resume_position()),
-            "history": self.history,
-            "rng": capture_rng(),
-            "config": config_to_dict(self.config),
-        }
-
-        def write(tmp: Path) -> None:
-            self.backend.save_state(tmp)
-            if is_main_process():
-                save_state(tmp, "trainer_state", state)
-
+    def save(self) -> None:
         if is_main_process():
-            path = self.checkpoints.save(self.pos.step, write)
-            self.events.checkpoint(self.pos.step, str(path.relative_to(self.output_dir)), final=final)
+            self.write_checkpoint(asdict(self._resume_position()), self.backend.save_state)
         else:
             self.backend.save_state(Path(os.devnull))  # joins the collectives of the state gather
         barrier()
@@ -238,10 +214,7 @@ class Trainer:
         if self._due(cfg.save_steps, epoch_end) and self.pos.step != self.saved_at:
             self.save()
             self.saved_at = self.pos.step
-        crash_after = os.environ.get(CRASH_ENV)
-        if crash_after and int(crash_after) == self.pos.step:
-            logger.warning("%s=%s: exiting hard for a resume test", CRASH_ENV, crash_after)
-            os._exit(75)
+        crash_if_asked(self.pos.step - 1, self.pos.step)
 
     def _progress(self, run_started: float) -> None:
         done = max(1, self.pos.step)
@@ -290,24 +263,4 @@ class Trainer:
             write_summary(self.output_dir, summary)
             self.events.checkpoint(self.pos.step, ".", final=True)
         barrier()
-        return summary
-
-    def run(self) -> dict[str, float]:
-        """Prepare, resume, train and finish; status events bracket the run."""
-        self.events.status("started", f"{self.task.stage} started")
-        try:
-            self.prepare()
-            self.resume()
-            self.train()
-            summary = self.finish()
-        except BaseException as exc:
-            self.events.status(
-                "failed", str(exc) or type(exc).__name__, error=type(exc).__name__, step=self.pos.step
-            )
-            raise
-        finally:
-            if hasattr(self, "tensorboard"):
-                self.tensorboard.close()
-        self.events.status("completed", f"{self.task.stage} completed", step=self.pos.step)
-        self.events.close()
         return summary

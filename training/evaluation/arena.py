@@ -20,12 +20,12 @@ import torch
 
 from training.algorithms.policy_models import check_same_tokenizer
 from training.config import EvaluateConfig, config_to_dict
+from training.engine.lifecycle import StageRun
 from training.engine.reporting import write_json_atomic, write_summary
 from training.engine.runtime import configure_torch, resolve_device, use_bf16
-from training.evaluation.generate import answer, load_prompts, load_scorer
+from training.evaluation.generate import answer, load_prompts, load_scorer, prompt_count
 from training.evaluation.generation import Responses
 from training.evaluation.judging import Verdicts, judge_toyworld, mean, score_metrics
-from training.events import EventWriter
 from training.models import load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ CORNERS = ("red", "blue")
 def win_rate_matrix(red: Responses, blue: Responses) -> dict[str, float]:
     """Counts and blue win rates in each (red safe/unsafe, blue safe/unsafe) cell (§8.1)."""
     out: dict[str, float] = {}
-    pairs = list(zip(red.rewards, red.costs, blue.rewards, blue.costs, strict=True))
+    pairs = list(zip(*red.scores(), *blue.scores(), strict=True))
     for red_safe in (True, False):
         for blue_safe in (True, False):
             cell = [(rr, br) for rr, rc, br, bc in pairs if (rc <= 0) == red_safe and (bc <= 0) == blue_safe]
@@ -56,8 +56,9 @@ def corner_metrics(
     prefix: str, out: Responses, verdicts: Verdicts | None, keep: list[int]
 ) -> dict[str, float]:
     """Model-view (and judge-view) means of one corner over the rows ``keep``."""
-    rewards = [out.rewards[k] for k in keep]
-    costs = [out.costs[k] for k in keep]
+    all_rewards, all_costs = out.scores()
+    rewards = [all_rewards[k] for k in keep]
+    costs = [all_costs[k] for k in keep]
     metrics = {f"{prefix}/{k}": v for k, v in score_metrics(rewards, costs).items()}
     metrics[f"{prefix}/mean_generated_length"] = mean([out.lengths[k] for k in keep])
     if verdicts is not None:
@@ -71,7 +72,9 @@ def category_of(row: dict[str, Any]) -> str | None:
     return None if value is None else str(value)
 
 
-def breakdown(rows: list[dict], results: dict[str, Responses], verdicts: dict[str, Verdicts | None]):
+def breakdown(
+    rows: list[dict[str, Any]], results: dict[str, Responses], verdicts: dict[str, Verdicts | None]
+) -> dict[str, float]:
     """Per-category metrics of both corners (prompts without a category count as ``none``)."""
     if not any("harm_category" in r or "category" in r for r in rows):
         return {}
@@ -91,7 +94,7 @@ def breakdown(rows: list[dict], results: dict[str, Responses], verdicts: dict[st
 def write_table(
     path: Path,
     cfg: EvaluateConfig,
-    rows: list[dict],
+    rows: list[dict[str, Any]],
     results: dict[str, Responses],
     verdicts: dict[str, Verdicts | None],
 ) -> None:
@@ -108,19 +111,26 @@ def write_table(
             line = [row["prompt"], category_of(row) or ""]
             for corner in CORNERS:
                 res, ver = results[corner], verdicts[corner]
-                line += [res.texts[k], f"{res.rewards[k]:.6g}", f"{res.costs[k]:.6g}"]
+                rewards, costs = res.scores()
+                line += [res.texts[k], f"{rewards[k]:.6g}", f"{costs[k]:.6g}"]
                 if ver is not None:
                     line += [f"{ver.helpfulness[k]:.6g}", str(ver.unsafe[k]).lower()]
             writer.writerow(line)
 
 
 def run_evaluate(cfg: EvaluateConfig) -> dict[str, float]:
+    """The arena; ``events.jsonl`` reports progress in answers (both corners: twice the prompts)."""
+    with StageRun.open(cfg.output_dir, "evaluate") as run:
+        summary = _evaluate(cfg, run)
+        run.done_message = f"arena over {int(summary['data/prompts'])} prompts"
+    return summary
+
+
+def _evaluate(cfg: EvaluateConfig, run: StageRun) -> dict[str, float]:
     output_dir = Path(cfg.output_dir)
-    events = EventWriter(output_dir, "evaluate")
-    events.status("started", "arena started")
-    device = resolve_device(cfg)  # type: ignore[arg-type]
-    configure_torch(cfg, device)  # type: ignore[arg-type]
-    dtype = torch.bfloat16 if use_bf16(cfg, device) else torch.float32  # type: ignore[arg-type]
+    device = resolve_device(cfg)
+    configure_torch(cfg, device)
+    dtype = torch.bfloat16 if use_bf16(cfg, device) else torch.float32
     write_json_atomic(output_dir / "run.json", config_to_dict(cfg))
     tokenizer = load_tokenizer(cfg.red_model_name_or_path, padding_side="left")
     for role, path in (
@@ -132,11 +142,14 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, float]:
     source = load_prompts(cfg, tokenizer)
     reward_model = load_scorer(cfg.reward_model_name_or_path, "reward", device, dtype)
     cost_model = load_scorer(cfg.cost_model_name_or_path, "cost", device, dtype)
+    progress = run.counter(len(CORNERS) * prompt_count(cfg, source))
     paths = {"red": cfg.red_model_name_or_path, "blue": cfg.blue_model_name_or_path}
     # Independent samples per corner, as the reference's arena (a shared seed would make near-identical
     # policies tie on most prompts, and a tie is not a win).
     results = {
-        c: answer(cfg, paths[c], source, device, dtype, reward_model, cost_model, seed_offset=k)
+        c: answer(
+            cfg, paths[c], source, device, dtype, reward_model, cost_model, seed_offset=k, on_batch=progress
+        )
         for k, c in enumerate(CORNERS)
     }
     rows = [{**source.rows[i], "prompt": source.prompts[i]} for i in results["red"].indices]
@@ -152,6 +165,4 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, float]:
     summary.update(breakdown(rows, results, verdicts))
     write_table(output_dir / "table.csv", cfg, rows, results, verdicts)
     write_summary(output_dir, summary)
-    events.status("completed", f"arena over {len(rows)} prompts")
-    events.close()
     return summary

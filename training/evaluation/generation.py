@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,6 +28,12 @@ class Responses:
     rewards: list[float] | None = None
     costs: list[float] | None = None
 
+    def scores(self) -> tuple[list[float], list[float]]:
+        """(rewards, costs) of responses scored by both a reward and a cost model (the arena's)."""
+        if self.rewards is None or self.costs is None:
+            raise ValueError("these responses were not scored by both a reward and a cost model")
+        return self.rewards, self.costs
+
 
 def eos_ids(tokenizer: PreTrainedTokenizerBase, model: nn.Module) -> list[int]:
     """The tokenizer's EOS plus any extra EOS ids of the model's generation config."""
@@ -43,7 +50,7 @@ def decode(tokenizer: PreTrainedTokenizerBase, rollout: Rollout) -> list[str]:
     """Response texts without special tokens (the EOS and padding are dropped)."""
     mask = rollout.response_mask
     return [
-        tokenizer.decode(row[keep], skip_special_tokens=True).strip()
+        str(tokenizer.decode(row[keep], skip_special_tokens=True)).strip()
         for row, keep in zip(rollout.response_ids, mask, strict=True)
     ]
 
@@ -59,14 +66,19 @@ def sample_responses(
     *,
     reward_model: ScoreModel | None = None,
     cost_model: ScoreModel | None = None,
-    autocast: contextlib.AbstractContextManager | None = None,
+    autocast: contextlib.AbstractContextManager[Any] | None = None,
     indices: Sequence[int] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> Responses:
-    """Answer every prompt (or ``indices``) once, in order, and score the answers if models are given."""
+    """Answer every prompt (or ``indices``) once, in order, and score the answers if models are given.
+
+    ``on_batch(n)`` is called after each batch with the number of prompts it answered (progress)."""
     order = list(range(len(source))) if indices is None else list(indices)
     was_training = policy.training
     policy.eval()
-    out = Responses(order, [], [], [] if reward_model else None, [] if cost_model else None)
+    out = Responses(order, [], [])
+    rewards: list[float] = []
+    costs: list[float] = []
     eos = eos_ids(tokenizer, policy)
     for start in range(0, len(order), batch_size):
         batch = source.batch(order[start : start + batch_size])
@@ -82,8 +94,12 @@ def sample_responses(
         out.texts += decode(tokenizer, rollout)
         out.lengths += rollout.response_lengths.tolist()
         if reward_model is not None:
-            out.rewards += end_scores(reward_model, rollout).tolist()
+            rewards += end_scores(reward_model, rollout).tolist()
         if cost_model is not None:
-            out.costs += end_scores(cost_model, rollout).tolist()
+            costs += end_scores(cost_model, rollout).tolist()
+        if on_batch is not None:
+            on_batch(len(rollout.response_lengths))
     policy.train(was_training)
+    out.rewards = rewards if reward_model is not None else None
+    out.costs = costs if cost_model is not None else None
     return out

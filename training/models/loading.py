@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PreTrainedModel
 
@@ -19,21 +21,47 @@ logger = logging.getLogger(__name__)
 
 
 def check_model_dir(path: str | Path) -> Path:
+    """``path`` as a Path if it is a local HF model directory, else one clear ConfigError."""
     p = Path(path)
-    if not (p / "config.json").is_file():
-        what = "does not exist" if not p.exists() else "has no config.json"
+    if not p.exists():
         raise ConfigError(
-            f"model directory {str(p)!r} {what}; pass a local HF model directory "
+            f"model directory {str(p)!r} does not exist; pass a local HF model directory "
             "(models are never downloaded)"
         )
+    if not (p / "config.json").is_file():
+        raise ConfigError(f"{p} is not a Hugging Face model directory (no config.json)")
     return p
+
+
+def _first_corrupt_file(directory: Path) -> tuple[Path, str] | None:
+    """The first weight file of ``directory`` whose safetensors header cannot be read, and why."""
+    head = directory / SCORE_HEAD_FILE
+    for file in [*_weight_files(directory), *([head] if head.is_file() else [])]:
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except SafetensorError as exc:
+            return file, str(exc)
+    return None
+
+
+@contextmanager
+def readable_weights(directory: Path) -> Iterator[None]:
+    """Turn a corrupt weight file into one line naming it (a user error), not a traceback: the
+    safetensors error itself does not say which file of the directory is broken."""
+    try:
+        yield
+    except SafetensorError as exc:
+        file, reason = _first_corrupt_file(directory) or (directory, str(exc))
+        raise ConfigError(f"{file} is not a valid safetensors file: {reason}") from None
 
 
 def load_causal_lm(
     path: str | Path, *, dtype: torch.dtype = torch.float32, trust_remote_code: bool = False
 ) -> PreTrainedModel:
     p = check_model_dir(path)
-    return AutoModelForCausalLM.from_pretrained(p, dtype=dtype, trust_remote_code=trust_remote_code)
+    with readable_weights(p):
+        return AutoModelForCausalLM.from_pretrained(p, dtype=dtype, trust_remote_code=trust_remote_code)
 
 
 def _weight_files(path: Path) -> list[Path]:
@@ -77,6 +105,21 @@ def load_score_model(
     ``score_type="critic"`` to initialise a critic from a reward model, spec §5.1).
     """
     p = check_model_dir(path)
+    with readable_weights(p):
+        return _load_score_model(
+            p, score_type, normalizer_type, momentum, do_normalize, dtype, trust_remote_code
+        )
+
+
+def _load_score_model(
+    p: Path,
+    score_type: ScoreType | None,
+    normalizer_type: NormalizerType | None,
+    momentum: float | None,
+    do_normalize: bool | None,
+    dtype: torch.dtype,
+    trust_remote_code: bool,
+) -> ScoreModel:
     config = AutoConfig.from_pretrained(p, trust_remote_code=trust_remote_code)
     saved = dict(getattr(config, "score_model", None) or {})
     backbone = AutoModel.from_pretrained(p, dtype=dtype, trust_remote_code=trust_remote_code)

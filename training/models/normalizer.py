@@ -6,7 +6,7 @@ with it the 0 = safe/unsafe boundary; critic: identity.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -20,6 +20,10 @@ NormalizerType = Literal["none", "RunningMeanStd", "ExponentialMovingAverage"]
 
 class Normalizer(nn.Module):
     """Mean/variance of the end scores seen in train mode (buffers: saved with the model)."""
+
+    mean: torch.Tensor  # buffers, declared so they type as tensors rather than Tensor | Module
+    var: torch.Tensor
+    count: torch.Tensor
 
     def __init__(self, kind: NormalizerType = "none", momentum: float = 0.9) -> None:
         super().__init__()
@@ -64,7 +68,7 @@ class Normalizer(nn.Module):
     def stats(self) -> dict[str, list[float] | float]:
         return {"mean": self.mean.tolist(), "var": self.var.tolist(), "count": float(self.count.item())}
 
-    def load_stats(self, stats: dict) -> None:
+    def load_stats(self, stats: dict[str, Any]) -> None:
         with torch.no_grad():
             self.mean.copy_(torch.tensor(stats.get("mean", [0.0]), dtype=self.mean.dtype))
             self.var.copy_(torch.tensor(stats.get("var", [1.0]), dtype=self.var.dtype))

@@ -16,11 +16,13 @@ under ``config.json["score_model"]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from training.models.embeddings import input_embedding_matrix
 from training.models.normalizer import Normalizer, NormalizerType, ScoreType
 from training.models.shared_prompt import backbone_attention_mask, block_attention_mask
 
@@ -117,7 +119,7 @@ class ScoreModel(nn.Module):
         self, input_ids: torch.Tensor, segment_ids: torch.Tensor, position_ids: torch.Tensor
     ) -> torch.Tensor:
         """Last hidden states (B, L, H) of shared-prompt rows under their block-causal mask."""
-        embeddings = self.backbone.get_input_embeddings().weight
+        embeddings = input_embedding_matrix(self.backbone)
         mask = backbone_attention_mask(
             block_attention_mask(segment_ids),
             self.backbone.config._attn_implementation,
@@ -142,7 +144,7 @@ class ScoreModel(nn.Module):
             end_scores = self.normalizer.normalize(end_scores, self.score_type)
         return ScoreOutput(scores, end_scores, hidden, end_hidden, end_index)
 
-    def score_settings(self) -> dict:
+    def score_settings(self) -> dict[str, Any]:
         return {
             "score_type": self.score_type,
             "score_dim": self.score_head.out_features,

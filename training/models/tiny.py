@@ -15,11 +15,13 @@ from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedModel, PreTrainedTokenizerFast
 
 from training.config import InitTinyConfig
 from training.data.template import format_prompt
+from training.engine.lifecycle import StageRun
 from training.errors import DataError
+from training.models.embeddings import input_embedding_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int, model_max_length: int
     )
 
 
-def build_model(config: InitTinyConfig, tokenizer: PreTrainedTokenizerFast) -> torch.nn.Module:
+def build_model(config: InitTinyConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
     llama = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=config.hidden,
@@ -98,16 +100,25 @@ def build_model(config: InitTinyConfig, tokenizer: PreTrainedTokenizerFast) -> t
         attention_dropout=0.0,
     )
     torch.manual_seed(config.seed)
-    return AutoModelForCausalLM.from_config(llama, dtype=torch.float32)
+    model: PreTrainedModel = AutoModelForCausalLM.from_config(llama, dtype=torch.float32)
+    return model
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:
     total = sum(p.numel() for p in model.parameters())
-    embed = model.get_input_embeddings().weight.numel()
+    embed = input_embedding_matrix(model).numel()
     return {"parameters": total, "non_embedding_parameters": total - embed}
 
 
 def run_init_tiny(config: InitTinyConfig) -> dict[str, Any]:
+    """Build the model into ``config.out``; its ``events.jsonl`` there holds the run's status events."""
+    with StageRun.open(config.out, "init-tiny") as run:
+        summary = _init_tiny(config)
+        run.done_message = f"tiny model with {summary['parameters']} parameters written"
+    return summary
+
+
+def _init_tiny(config: InitTinyConfig) -> dict[str, Any]:
     tokenizer = train_tokenizer(iter_corpus(config.corpus), config.vocab_size, config.max_position_embeddings)
     model = build_model(config, tokenizer)
     out = Path(config.out)

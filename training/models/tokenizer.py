@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from training.errors import ConfigError
+from training.models.embeddings import embedding_matrices, input_embedding_matrix
+from training.models.loading import check_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -28,19 +29,17 @@ def load_tokenizer(
     ``padding_side`` goes to ``from_pretrained``: with transformers 5, setting it afterwards is not
     saved with the tokenizer.
     """
-    if not Path(path).is_dir():
-        raise ConfigError(
-            f"model directory {str(path)!r} does not exist; pass a local HF model directory "
-            "(models are never downloaded)"
-        )
-    kwargs = {"padding_side": padding_side, "trust_remote_code": trust_remote_code}
+    check_model_dir(path)  # a directory that is not a model gets one line, not the tokenizer's five
+    kwargs: dict[str, Any] = {"padding_side": padding_side, "trust_remote_code": trust_remote_code}
     if model_max_length is not None:
         kwargs["model_max_length"] = model_max_length
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load a tokenizer from {path!r}: {exc}") from None
-    missing = {k: v for k, v in DEFAULT_SPECIAL_TOKENS.items() if getattr(tokenizer, k) is None}
+    missing: dict[str, Any] = {
+        k: v for k, v in DEFAULT_SPECIAL_TOKENS.items() if getattr(tokenizer, k) is None
+    }
     if missing:
         logger.info("adding missing special tokens %s", missing)
         tokenizer.add_special_tokens(missing)
@@ -53,12 +52,12 @@ def resize_embeddings_mean(model: PreTrainedModel, tokenizer: PreTrainedTokenize
 
     Also copies the bos/eos/pad ids into ``model.config``.
     """
-    old = model.get_input_embeddings().weight.shape[0]
+    old = input_embedding_matrix(model).shape[0]
     new = len(tokenizer)
     if new > old:
         model.resize_token_embeddings(new, mean_resizing=False)
-        for emb in (model.get_input_embeddings(), model.get_output_embeddings()):
-            if emb is not None and emb.weight.shape[0] == new:
-                emb.weight[old:] = emb.weight[:old].mean(dim=0, keepdim=True)
+        for weight in embedding_matrices(model):
+            if weight.shape[0] == new:
+                weight[old:] = weight[:old].mean(dim=0, keepdim=True)
     for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
         setattr(model.config, name, getattr(tokenizer, name))

@@ -111,7 +111,9 @@ def _sft_rows(rng: random.Random, prompts: list[ToyPrompt], n: int) -> list[dict
     return rows
 
 
-def _pair_rows(rng: random.Random, prompts: list[ToyPrompt], n: int, pool: AnnotatorPool | None):
+def _pair_rows(
+    rng: random.Random, prompts: list[ToyPrompt], n: int, pool: AnnotatorPool | None
+) -> list[dict[str, Any]]:
     rows = []
     for _ in range(n):
         prompt = rng.choice(prompts)
