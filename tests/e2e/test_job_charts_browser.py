@@ -5,6 +5,7 @@ and the page reaches no host but the server (plotly.min.js comes from the instal
 from __future__ import annotations
 
 import re
+import tarfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,14 +14,17 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import create_engine, update
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
-from backend.db.models import Metric, TrainingJob
-from backend.domain.enums import JobKind, JobState, UserRole
+from backend.db.models import Metric, ModelArtifact, TrainingJob, User
+from backend.domain.enums import JobKind, JobState, TokenScope, UserRole
+from backend.services.tokens import create_token
 from backend.services.users import create_user
+from saferlhf_client import Client
 from tests.e2e.helpers import login_with_keyboard
 from tests.factories import DEFAULT_PASSWORD
+from tests.factories.models import fake_model_dir
 from tests.support.live_server import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -94,6 +98,47 @@ def seeded(database_url: str) -> Iterator[Seeded]:
     yield Seeded(session, job.id, admin.email)
     session.close()
     engine.dispose()
+
+
+def test_the_model_page_shows_lineage_files_and_a_download_that_matches_the_registry(
+    browser, server: LiveServer, seeded: Seeded, screenshots: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    admin = seeded.session.scalar(select(User).where(User.email == seeded.admin_email))
+    assert admin is not None
+    scopes = [TokenScope.read, TokenScope.admin]
+    token = create_token(
+        session=seeded.session, actor=admin, owner=admin, name="e2e", scopes=scopes, allowed=set(scopes)
+    ).secret
+    seeded.session.commit()
+    api = Client(server.url, token=token)
+    parent = api.register_model(fake_model_dir(tmp_path / "sft"), kind="policy", name="sft-v1")
+    model = api.register_model(
+        fake_model_dir(tmp_path / "rm", seed=1), kind="reward", name="rm-v1", parent_id=parent["id"]
+    )
+    api.close()
+    seeded.session.execute(
+        update(ModelArtifact).where(ModelArtifact.id == model["id"]).values(training_job_id=seeded.job_id)
+    )
+    seeded.session.commit()
+
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    login_with_keyboard(page, server, seeded.admin_email, DEFAULT_PASSWORD)
+    page.wait_for_url("**/admin")
+    page.goto(f"{server.url}/admin/models")
+    page.get_by_role("link", name=f"#{model['id']} rm-v1").click()
+    expect(page.locator("#lineage")).to_contain_text("sft-v1")
+    expect(page.locator("#lineage")).to_contain_text(f"job #{seeded.job_id}")
+    expect(page.locator("#model-files tbody tr")).to_have_count(len(model["files"]))
+    page.screenshot(path=str(screenshots / "admin-model.png"), full_page=True)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download").click()
+    archive = tmp_path / "model.tar"
+    download.value.save_as(archive)
+    with tarfile.open(archive) as tar:
+        names = sorted(m.name for m in tar.getmembers())
+    assert names == sorted(f["path"] for f in model["files"])
+    context.close()
 
 
 def test_the_job_page_charts_new_metric_rows_live_and_stops_when_the_job_is_final(
