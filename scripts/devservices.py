@@ -243,6 +243,22 @@ def pg_data_dir(state_dir: Path) -> Path:
     return data_root() / f"pgdata-{stable_key(str(state_dir.resolve()))}"
 
 
+def adopt_tmp_cluster(pg_bin: Path, state_dir: Path, data: Path) -> None:
+    """Earlier versions kept this case's data in /tmp; move a stopped cluster from there, so that
+    the demo's annotations are not left behind (a running one is the user's to stop first)."""
+    legacy = Path("/tmp") / f"saferlhf-pgdata-{stable_key(str(state_dir.resolve()))}"
+    if (data / "PG_VERSION").exists() or not (legacy / "PG_VERSION").exists():
+        return
+    if pg_status(pg_bin, legacy):
+        raise ServiceError(
+            f"postgres: an earlier version runs this checkout's cluster from {legacy}; stop it "
+            f"(`{pg_bin / 'pg_ctl'} -D {legacy} stop` as user nobody) and run `up` again to move it to {data}"
+        )
+    ensure_data_root()
+    shutil.move(str(legacy), str(data))
+    log(f"moved the Postgres data of an earlier version from {legacy} to {data}")
+
+
 def pg_status(pg_bin: Path, data: Path) -> bool:
     if not (data / "PG_VERSION").exists():
         return False
@@ -293,6 +309,7 @@ def pg_up(state_dir: Path, port: int, db_name: str) -> str:
     data = pg_data_dir(state_dir)
     if not data.is_relative_to(state_dir):
         log(f"user nobody cannot reach {state_dir}; the Postgres data lives in {data}")
+        adopt_tmp_cluster(pg_bin, state_dir, data)
     running = pg_status(pg_bin, data)
     if running:
         wait_ready(pg_bin, port)

@@ -186,3 +186,38 @@ def test_up_warns_about_a_running_server_that_an_older_version_started_without_d
         assert again.returncode == 0, again.stderr
         assert "runs with fsync or synchronous_commit off" in again.stderr
         assert "restart it (`down`, then `up`)" in again.stderr
+
+
+@as_root_only
+def test_as_root_a_cluster_an_earlier_version_kept_in_tmp_is_moved_not_left_behind(tmp_path: Path) -> None:
+    ds = load_devservices()
+    home, env = private_checkout(tmp_path / "home")
+    state = home / ".dev" / "services"
+    state.mkdir(parents=True)
+    legacy = Path("/tmp") / f"saferlhf-pgdata-{ds.stable_key(str(state))}"
+    try:
+        ds.init_cluster(ds.usable_pg_bin(ds.find_pg_bin()), legacy)
+        (legacy / "earlier-work").write_text("annotations")
+        with services_dir() as data_root:
+            env["DEV_PG_DATA_ROOT"] = str(data_root)
+            script = str(home / "scripts" / "devservices.py")
+            up = devservices(
+                "up",
+                "--state",
+                str(state),
+                "--pg-port",
+                "auto",
+                "--redis-port",
+                "auto",
+                env=env,
+                script=script,
+            )
+            try:
+                assert up.returncode == 0, up.stderr
+                data = data_root / f"pgdata-{ds.stable_key(str(state))}"
+                assert f"moved the Postgres data of an earlier version from {legacy} to {data}" in up.stderr
+                assert (data / "earlier-work").read_text() == "annotations" and not legacy.exists()
+            finally:
+                devservices("down", "--state", str(state), env=env, script=script)
+    finally:
+        shutil.rmtree(legacy, ignore_errors=True)
