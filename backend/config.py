@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         300, description="a queued job whose message was published longer ago than this is published again"
     )
     job_queue: str = Field("gpu", description="Celery queue that new training jobs are published to")
+    job_hostfile: Path | None = Field(
+        None, description="DeepSpeed hostfile ('host slots=N' lines) for jobs that span several nodes"
+    )
     job_ingest_interval_s: float = Field(
         2, description="how often a running job's events.jsonl is read into the database"
     )

@@ -21,11 +21,14 @@ import json
 import logging
 import os
 import socket
+import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import REPO_ROOT, Settings
@@ -42,6 +45,7 @@ from worker.ingest import EventTail, digest, log_tail, store
 
 logger = logging.getLogger(__name__)
 SNAPSHOT_DATA = "data.jsonl"
+EXIT_POLL_S = 0.1
 
 
 class InputError(Exception):
@@ -180,6 +184,17 @@ def _settle(
     return Outcome(job.id, "failed" if ok else "lost", reason)
 
 
+def _command(settings: Settings, job: TrainingJob, job_dir: Path) -> list[str]:
+    hostfile = None
+    if job.nodes > 1:
+        if settings.job_hostfile is None:
+            raise InputError(f"the job asks for {job.nodes} nodes but this worker has no JOB_HOSTFILE")
+        hostfile = settings.job_hostfile
+    return launch.training_command(
+        stage=job.kind.value, run_json=job_dir / "run.json", gpus=job.gpus, nodes=job.nodes, hostfile=hostfile
+    )
+
+
 def run_job(job_id: int, *, settings: Settings, sessions: sessionmaker[Session]) -> Outcome:
     with sessions() as session:
         lease = claim_job(
@@ -191,33 +206,58 @@ def run_job(job_id: int, *, settings: Settings, sessions: sessionmaker[Session])
         assert job is not None
         try:
             job_dir, output_dir = _prepare(session, settings, job)
-        except InputError as exc:
-            fence.finish(session, lease, JobState.failed, str(exc))
-            return Outcome(job_id, "failed", str(exc))
-        command = launch.training_command(
-            stage=job.kind.value, run_json=job_dir / "run.json", gpus=job.gpus, nodes=job.nodes
-        )
-        proc = launch.start(command, job_dir=job_dir, env=_child_env(settings))
+            command = _command(settings, job, job_dir)
+            proc = launch.start(command, job_dir=job_dir, env=_child_env(settings))
+        except (InputError, OSError) as exc:  # nothing ran: retrying on this worker cannot help
+            message = f"could not start the stage: {exc}"
+            fence.finish(session, lease, JobState.failed, message)
+            return Outcome(job_id, "failed", message)
         logger.info("job %s attempt %s: started %s (pid %s)", job_id, lease.attempt, command, proc.pid)
-        stopper = threading.Lock()
+        return _supervise(session, settings, sessions, lease=lease, job=job, proc=proc, output_dir=output_dir)
 
-        def stop(_reason: str) -> None:
-            with stopper:
-                launch.stop_group(proc, grace_s=settings.job_kill_grace_seconds)
 
-        heartbeat = Heartbeat(lease=lease, settings=settings, sessions=sessions, on_lost=stop)
-        heartbeat.start()
-        follower = Follower(job, lease, job_dir, output_dir)
-        while proc.poll() is None and not heartbeat.lost.wait(settings.job_ingest_interval_s):
-            if not follower.ingest(session):
-                stop("the lease is gone")
+def _supervise(
+    session: Session,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    *,
+    lease: Lease,
+    job: TrainingJob,
+    proc: subprocess.Popen[bytes],
+    output_dir: Path,
+) -> Outcome:
+    """Follow the stage until it exits or the lease is lost, then settle. Whatever goes wrong here,
+    the process group is stopped and the heartbeat ends, so the reaper can hand the job on."""
+    stopper = threading.Lock()
+
+    def stop(_reason: str) -> None:
+        with stopper:
+            launch.stop_group(proc, grace_s=settings.job_kill_grace_seconds)
+
+    heartbeat = Heartbeat(lease=lease, settings=settings, sessions=sessions, on_lost=stop)
+    heartbeat.start()
+    follower = Follower(job, lease, output_dir.parent, output_dir)
+    try:
+        next_ingest = time.monotonic() + settings.job_ingest_interval_s
+        # Short waits: the exit is noticed at once, not up to an ingest interval later.
+        while proc.poll() is None and not heartbeat.lost.wait(EXIT_POLL_S):
+            if time.monotonic() < next_ingest:
+                continue
+            next_ingest = time.monotonic() + settings.job_ingest_interval_s
+            try:
+                if not follower.ingest(session):
+                    stop("the lease is gone")
+            except SQLAlchemyError:  # the database is away: the heartbeat's self-stop decides
+                session.rollback()
+                logger.exception("job %s: ingesting events failed", job.id)
         with stopper:
             rc = proc.wait()
+    finally:
         heartbeat.stop()
+        if proc.poll() is None:
+            stop("the worker failed while following the stage")
         heartbeat.join()
-        if heartbeat.lost.is_set() or not follower.owned or not follower.ingest(session):
-            cancelled = fence.cancel_if_requested(session, lease)
-            return Outcome(job_id, "cancelled" if cancelled else "lost", heartbeat.reason)
-        return _settle(
-            session, settings, lease=lease, job=job, rc=rc, follower=follower, output_dir=output_dir
-        )
+    if heartbeat.lost.is_set() or not follower.owned or not follower.ingest(session):
+        cancelled = fence.cancel_if_requested(session, lease)
+        return Outcome(job.id, "cancelled" if cancelled else "lost", heartbeat.reason)
+    return _settle(session, settings, lease=lease, job=job, rc=rc, follower=follower, output_dir=output_dir)
