@@ -8,6 +8,8 @@ entry points for code built on top (PPO, PPO-Lag):
 * data: ``training.data`` datasets, collators, ``plan_epoch``, ``format_prompt``;
 * engine: ``training.engine.trainer.Trainer`` and ``Task``, ``CheckpointManager``, backends,
   ``build_deepspeed_config``;
-* events: ``training.events.EventWriter``; configs: ``training.config``;
+* events: ``training.events.EventWriter``, and ``training.engine.lifecycle.StageRun`` that every
+  stage runs inside (started/resumed ... completed | failed); configs: ``training.config``
+  (``validate_stage_config`` checks a config without torch);
 * toy world: ``training.toyworld`` judges, annotators and generator.
 """
