@@ -19,6 +19,17 @@ import torch
 from training.algorithms.advantages import mixed_advantage, shaped_reward
 from training.algorithms.experience import AdvantageSettings, Experience, cost_side, reward_side
 from training.algorithms.lagrange import LagrangeMultiplier, LagrangeSettings
+from training.engine.distributed import all_gather_cat, broadcast_float
+
+
+def global_episode_costs(experiences: list[Experience]) -> list[float]:
+    """The costs of this rollout batch's episodes on every rank, in rank order: with several ranks
+    the episode-cost window (and so J_C) is global, the same list on every rank (§6.5)."""
+    costs = []
+    for exp in experiences:
+        assert exp.cost is not None
+        costs.append(exp.cost.detach().float())
+    return [float(c) for c in all_gather_cat(torch.cat(costs)).tolist()]
 
 
 class RewardObjective:
@@ -67,9 +78,7 @@ class ShapingObjective(RewardObjective):
         self.window: deque[float] = deque(maxlen=window_size)
 
     def record(self, experiences: list[Experience]) -> None:
-        for exp in experiences:
-            assert exp.cost is not None
-            self.window.extend(exp.cost.tolist())
+        self.window.extend(global_episode_costs(experiences))
 
     def compute_advantages(self, exp: Experience) -> None:
         assert exp.cost is not None
@@ -97,17 +106,18 @@ class LagrangianObjective(RewardObjective):
         self.multiplier = LagrangeMultiplier(lagrange)
 
     def record(self, experiences: list[Experience]) -> None:
-        for exp in experiences:
-            assert exp.cost is not None
-            self.multiplier.record(exp.cost.tolist())  # §6.3: every rollout cost enters the window
+        self.multiplier.record(global_episode_costs(experiences))  # §6.3: every rollout cost, all ranks
 
     def compute_advantages(self, exp: Experience) -> None:
         reward_side(exp, exp.reward, self.settings)  # r_t = -β·kl_t + 1[t=end]·R
         cost_side(exp, self.settings)  # c_t = +β·kl_t + 1[t=end]·C
 
     def update_multiplier(self, global_step: int) -> dict[str, float]:
-        """§6.5: ln λ ← ln λ + lr·λ·(J_C - threshold), clamped at ln λ_max, after the delay."""
+        """§6.5: ln λ ← ln λ + lr·λ·(J_C - threshold), clamped at ln λ_max, after the delay.
+        Every rank computes it from the same global window; rank 0's value is then broadcast so
+        that λ is bit-identical everywhere whatever the ranks' float behaviour."""
         self.multiplier.update(global_step)
+        self.multiplier.log_lambda = broadcast_float(self.multiplier.log_lambda)
         return self.metrics()
 
     def actor_advantages(self, exp: Experience) -> torch.Tensor:

@@ -3,13 +3,18 @@
 PPO-Lag holds six: actor and reference (from the SFT model), reward and cost models (frozen), and
 reward and cost critics initialised from the reward and cost models' weights with
 ``score_type='critic'`` and no normalisation. Trained networks run in fp32 with bf16 autocast on a
-GPU; frozen ones are loaded directly in bf16 there. Runs are single-process PyTorch.
+GPU; frozen ones are loaded directly in bf16 there. Without ``zero_stage`` a run is one process of
+plain PyTorch; with it, each trained network gets its own DeepSpeed engine (ZeRO 0-3, offload) and,
+under ZeRO-3, the frozen ones are partitioned by an inference engine too (§12.1), so no rank holds
+a whole network outside the rollout's gathered generation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +24,8 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from training.config import RLConfig
-from training.engine.backends import TorchBackend
+from training.engine.backends import DeepSpeedBackend, TorchBackend
+from training.engine.distributed import world_size
 from training.errors import ConfigError
 from training.models import (
     ScoreModel,
@@ -45,9 +51,19 @@ class OptimizerSettings:
     lr_warmup_ratio: float
     max_grad_norm: float
     gradient_accumulation_steps: int = 1
+    # Read by DeepSpeedBackend only.
+    per_device_train_batch_size: int = 1
+    zero_stage: int | None = None
+    offload: str = "none"
+
+
+def uses_ptx(cfg: RLConfig) -> bool:
+    return bool(cfg.ptx_data) and cfg.ptx_coeff > 0
 
 
 def actor_settings(cfg: RLConfig) -> OptimizerSettings:
+    """With PTX the RL and PTX gradients are two micro-batches of one step (§5.6), as in the
+    reference's doubled gradient accumulation: each is scaled by ½."""
     return OptimizerSettings(
         cfg.actor_learning_rate,
         cfg.actor_weight_decay,
@@ -55,6 +71,10 @@ def actor_settings(cfg: RLConfig) -> OptimizerSettings:
         cfg.actor_lr_scheduler_type,
         cfg.actor_lr_warmup_ratio,
         cfg.max_grad_norm,
+        gradient_accumulation_steps=2 if uses_ptx(cfg) else 1,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        zero_stage=cfg.zero_stage,
+        offload=cfg.offload,
     )
 
 
@@ -66,7 +86,21 @@ def critic_settings(cfg: RLConfig) -> OptimizerSettings:
         cfg.critic_lr_scheduler_type,
         cfg.critic_lr_warmup_ratio,
         cfg.max_grad_norm,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        zero_stage=cfg.zero_stage,
+        offload=cfg.offload,
     )
+
+
+Backend = TorchBackend | DeepSpeedBackend
+
+
+def make_backend(
+    model: nn.Module, settings: OptimizerSettings, total_steps: int, device: torch.device, bf16: bool
+) -> Backend:
+    if settings.zero_stage is None:
+        return TorchBackend(model, settings, total_steps, device, bf16)
+    return DeepSpeedBackend(model, settings, total_steps, device, bf16)  # type: ignore[arg-type]
 
 
 def check_same_tokenizer(path: str, tokenizer: PreTrainedTokenizerBase, role: str, *, required: bool) -> None:
@@ -107,19 +141,34 @@ class RolloutCopy:
 @dataclass
 class PolicyModels:
     tokenizer: PreTrainedTokenizerBase
-    actor: TorchBackend
+    actor: Backend
     reference: nn.Module
     reward_model: ScoreModel
-    reward_critic: TorchBackend
+    reward_critic: Backend
     cost_model: ScoreModel | None = None
-    cost_critic: TorchBackend | None = None
+    cost_critic: Backend | None = None
     rollout_copy: RolloutCopy | None = None
+    zero_stage: int | None = None
+    frozen_engines: list[Any] | None = None  # ZeRO-3 inference engines: keep them alive
+
+    @contextlib.contextmanager
+    def generation_context(self) -> Iterator[None]:
+        """Under ZeRO-3 the actor's parameters are gathered once for the whole rollout (every
+        decode step then runs on local weights), not layer by layer at every token."""
+        if self.zero_stage != 3:
+            yield
+            return
+        import deepspeed
+
+        params = list(self.actor.model.parameters())
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+            yield
 
     def sampling_policy(self) -> nn.Module:
         """The module to sample from: the bf16 rollout copy on a GPU, else the actor itself."""
         return self.actor.model if self.rollout_copy is None else self.rollout_copy.refresh()
 
-    def trained(self) -> dict[str, TorchBackend]:
+    def trained(self) -> dict[str, Backend]:
         found = {"actor": self.actor, "reward_critic": self.reward_critic, "cost_critic": self.cost_critic}
         return {name: backend for name, backend in found.items() if backend is not None}
 
@@ -136,9 +185,27 @@ class PolicyModels:
             backend.load_state(directory / name)
 
 
-def _frozen(module: M, device: torch.device) -> M:
-    module.to(device).eval()
+def _frozen(
+    module: M, device: torch.device, cfg: RLConfig | None = None, engines: list[Any] | None = None
+) -> M:
+    """Eval mode, no gradients; under ZeRO-3 partitioned across ranks by an inference engine."""
+    module.eval()
     module.requires_grad_(False)
+    if cfg is None or cfg.zero_stage != 3:
+        return module.to(device)
+    import deepspeed
+
+    from training.engine.deepspeed_config import build_eval_deepspeed_config
+
+    ds_config = build_eval_deepspeed_config(
+        zero_stage=3,
+        offload=cfg.offload,
+        bf16=next(module.parameters()).dtype == torch.bfloat16,
+        world_size=world_size(),
+    )
+    engine, *_ = deepspeed.initialize(model=module, config=ds_config, dist_init_required=True)
+    if engines is not None:
+        engines.append(engine)
     return module
 
 
@@ -172,11 +239,12 @@ def _scorer(
     device: torch.device,
     *,
     normalize: bool,
+    engines: list[Any],
 ) -> ScoreModel:
     """A frozen reward or cost model, end scores normalised only if asked (§2.2)."""
     check_same_tokenizer(path, tokenizer, f"{role} model", required=False)
     model = _score_model(path, cfg, tokenizer, score_type=role, do_normalize=normalize, dtype=frozen_dtype)
-    return _frozen(model, device)
+    return _frozen(model, device, cfg, engines)
 
 
 def load_policy_models(
@@ -189,10 +257,12 @@ def load_policy_models(
     frozen_dtype = torch.bfloat16 if bf16 else torch.float32
     actor, reference = _actor_and_reference(cfg, tokenizer, frozen_dtype)
     reward_critic_path = cfg.reward_critic_model_name_or_path or cfg.reward_model_name_or_path
+    engines: list[Any] = []
+    deepspeed = cfg.zero_stage is not None
     models = PolicyModels(
         tokenizer=tokenizer,
-        actor=TorchBackend(actor, actor_settings(cfg), total_steps, device, bf16),
-        reference=_frozen(reference, device),
+        actor=make_backend(actor, actor_settings(cfg), total_steps, device, bf16),
+        reference=_frozen(reference, device, cfg, engines),
         reward_model=_scorer(
             cfg.reward_model_name_or_path,
             "reward",
@@ -201,9 +271,13 @@ def load_policy_models(
             frozen_dtype,
             device,
             normalize=cfg.normalize_reward,
+            engines=engines,
         ),
         reward_critic=_critic(reward_critic_path, "reward", cfg, tokenizer, device, bf16, total_steps),
-        rollout_copy=RolloutCopy(actor, torch.bfloat16) if bf16 else None,
+        # DeepSpeed's bf16 mode already holds bf16 weights (fp32 masters in the optimizer).
+        rollout_copy=RolloutCopy(actor, torch.bfloat16) if bf16 and not deepspeed else None,
+        zero_stage=cfg.zero_stage,
+        frozen_engines=engines,
     )
     options: Any = cfg  # the cost fields exist on the configs of the stages that use a cost model
     if cost:
@@ -215,6 +289,7 @@ def load_policy_models(
             frozen_dtype,
             device,
             normalize=options.normalize_cost,
+            engines=engines,
         )
     if cost_critic:
         path = options.cost_critic_model_name_or_path or options.cost_model_name_or_path
@@ -224,7 +299,7 @@ def load_policy_models(
 
 def _critic(
     path: str, role: str, cfg: RLConfig, tokenizer: Any, device: torch.device, bf16: bool, total_steps: int
-) -> TorchBackend:
+) -> Backend:
     """A critic starts as a copy of its score model (§5.1, §6.2): per-token scores, never normalised."""
     check_same_tokenizer(path, tokenizer, f"{role} critic", required=True)
     critic = _score_model(
@@ -232,4 +307,4 @@ def _critic(
     )
     if cfg.critic_gradient_checkpointing:
         critic.gradient_checkpointing_enable()
-    return TorchBackend(critic, critic_settings(cfg), total_steps, device, bf16)
+    return make_backend(critic, critic_settings(cfg), total_steps, device, bf16)

@@ -58,7 +58,7 @@ class PolicyPhases:
         started, m = time.perf_counter(), self.models
         m.actor.model.eval()
         batch = self.prompts.batch(prompt_indices)
-        with m.actor.autocast():
+        with m.actor.autocast(), m.generation_context():
             full = generate(
                 m.sampling_policy(),
                 batch["input_ids"].to(self.device),
@@ -106,18 +106,18 @@ class PolicyPhases:
 
     def update_actor(self, exp: Experience) -> dict[str, float]:
         """Clipped PPO step on the objective's advantage; with PTX, the RL and PTX gradients are
-        accumulated into one step at ½ each, as the reference's doubled accumulation does (§5.6)."""
+        accumulated into one step at ½ each, as the reference's doubled accumulation does (§5.6):
+        the actor's backend then accumulates two micro-batches per step and scales each by ½."""
         started, actor, cfg = time.perf_counter(), self.models.actor, self.config
         actor.model.train()
         advantages = self.objective.actor_advantages(exp)  # (B, R)
-        scale = 0.5 if self.ptx is not None else 1.0
         with actor.autocast():
             roll = exp.rollout
             log_probs = response_log_probs(
                 actor.model, roll.input_ids, roll.attention_mask, roll.prompt_width
             )
             loss = actor_loss(log_probs, exp.log_probs, advantages, exp.mask, cfg.clip_range_ratio)
-        (scale * loss).backward()
+        actor.backward(loss)
         metrics = {
             "train/actor_loss": loss.item(),
             "train/clip_fraction": clip_fraction(
@@ -129,7 +129,7 @@ class PolicyPhases:
             with actor.autocast():
                 logits = actor.model(input_ids=batch["input_ids"], use_cache=False).logits  # right-padded
                 ptx_loss = causal_lm_loss(logits, batch["labels"])
-            (scale * cfg.ptx_coeff * ptx_loss).backward()
+            actor.backward(cfg.ptx_coeff * ptx_loss)
             metrics["train/ptx_loss"] = ptx_loss.item()
         metrics["train/actor_grad_norm"] = actor.step() or 0.0
         metrics["train/actor_lr"] = actor.current_lr()
@@ -146,7 +146,7 @@ class PolicyPhases:
         with backend.autocast():
             values = token_values(backend.model, roll.input_ids, roll.attention_mask, roll.prompt_width)
             loss = critic_loss(values, old, returns, exp.mask, self.config.clip_range_value)
-        loss.backward()
+        backend.backward(loss)
         grad_norm = backend.step()
         return {
             f"train/{name}_loss": loss.item(),

@@ -9,12 +9,21 @@ cost critic (§6.4). What differs between the algorithms lives in :mod:`.objecti
 A checkpoint (after a prompt batch) holds the three trained networks with their optimizers and
 schedulers, λ and the episode-cost window, the prompt and PTX positions and every RNG, so a resumed
 run continues the exact trajectory of an uninterrupted one.
+
+Several ranks (``zero_stage`` set, launched by ``deepspeed`` or ``torchrun``): a prompt batch is
+one *global* batch of ``per_device_prompt_batch_size × world size`` prompts, drawn from the same
+seeded plan whatever the world size, and rank r rolls out its r-th slice; advantages are per rank;
+the episode costs are gathered so λ's window is global and λ is broadcast from rank 0; metrics are
+reduced over ranks; every rank writes its part of a checkpoint (its RNG) and the checkpoint is
+published only after all have (:meth:`CheckpointManager.save_all_ranks`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -30,15 +39,26 @@ from training.algorithms.rl_metrics import batch_metrics, mean_metrics
 from training.algorithms.rl_phases import PolicyPhases
 from training.algorithms.rollout import SamplingSettings
 from training.config import RLConfig, config_to_dict
+from training.engine.distributed import (
+    barrier,
+    init_deepspeed_distributed,
+    is_main_process,
+    rank,
+    reduce_metrics,
+    world_size,
+)
 from training.engine.loop import TRAINER_STATE, CheckpointedRun, crash_if_asked
 from training.engine.reporting import ProgressBar, TensorBoardLogger, write_json_atomic, write_summary
-from training.engine.rng import seed_everything
+from training.engine.rng import capture_rng, seed_everything
 from training.engine.runtime import configure_torch, resolve_device, use_bf16
-from training.engine.serialization import load_state
+from training.engine.serialization import load_state, save_state
+from training.errors import ConfigError
 from training.evaluation.generation import eos_ids
 from training.models import load_tokenizer
 
 logger = logging.getLogger(__name__)
+RANK_STATE = "rank_state"
+KILL_ENV = "TRAINING_TEST_KILL_RANK_IN_SAVE"  # test hook "RANK:STEP": that rank SIGKILLs itself mid-save
 
 
 @dataclass
@@ -52,11 +72,19 @@ def _crossed(every: int, before: int, after: int) -> bool:
     return every > 0 and before // every != after // every
 
 
+def _kill_if_asked(step: int) -> None:
+    """Die like ``kill -9`` on the rank and step :data:`KILL_ENV` names, mid-checkpoint."""
+    value = os.environ.get(KILL_ENV)
+    if value and value == f"{rank()}:{step}":
+        logger.warning("%s=%s: SIGKILL mid-checkpoint for a resume test", KILL_ENV, value)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class PolicyTrainer(PolicyPhases, CheckpointedRun):
     def __init__(self, config: RLConfig, objective: RewardObjective, stage: str) -> None:
         self.config, self.objective, self.stage = config, objective, stage
         self.pos = RLPosition()
-        self.init_run()
+        self.init_run(main=is_main_process())
         self.timings: dict[str, float] = {}
         self.sampling = SamplingSettings(config.max_new_tokens, config.temperature, config.top_p)
 
@@ -78,9 +106,14 @@ class PolicyTrainer(PolicyPhases, CheckpointedRun):
         cfg = self.config
         self.device = resolve_device(cfg)  # here: a bad device is a failed run
         self.bf16 = use_bf16(cfg, self.device)
-        configure_torch(cfg, self.device)
+        configure_torch(cfg, self.device)  # selects this rank's GPU before NCCL starts
+        if cfg.zero_stage is not None:
+            init_deepspeed_distributed()
+        elif world_size() > 1:
+            raise ConfigError("several processes need DeepSpeed: set zero_stage (0-3)")
         seed_everything(cfg.seed)
-        write_json_atomic(self.output_dir / "run.json", config_to_dict(cfg))
+        if is_main_process():
+            write_json_atomic(self.output_dir / "run.json", config_to_dict(cfg))
         tokenizer = load_tokenizer(
             cfg.model_name_or_path, padding_side="left", trust_remote_code=cfg.trust_remote_code
         )
@@ -104,7 +137,7 @@ class PolicyTrainer(PolicyPhases, CheckpointedRun):
                 tokenizer,
                 cfg.max_prompt_length + cfg.max_new_tokens,
                 cfg.per_device_train_batch_size,
-                cfg.seed,
+                cfg.seed + rank(),  # each rank its own PTX rows
             )
         self.eos = eos_ids(self.models.tokenizer, self.models.actor.model)
         data = {
@@ -113,12 +146,17 @@ class PolicyTrainer(PolicyPhases, CheckpointedRun):
         }
         self.events.metric(0, data)
         self.history.update(data)
-        self.tensorboard = TensorBoardLogger(self.output_dir / "tensorboard")
+        self.tensorboard = TensorBoardLogger(self.output_dir / "tensorboard", enabled=is_main_process())
 
     def _plan_steps(self) -> None:
         """Optimizer steps per epoch: one per micro-batch of every prompt batch, ``update_iters`` times."""
         cfg = self.config
-        plan = self.prompts.epoch_plan(cfg.per_device_prompt_batch_size, seed=cfg.seed, epoch=0)
+        plan = self._epoch_plan(0)
+        if not plan:
+            raise ConfigError(
+                f"fewer prompts ({len(self.prompts)}) than one global prompt batch "
+                f"(per_device_prompt_batch_size x {world_size()} ranks)"
+            )
         self.batches_fraction = 1.0 / len(plan)
         self.steps_per_epoch = cfg.update_iters * sum(
             math.ceil(len(batch) / cfg.per_device_train_batch_size) for batch in plan
@@ -127,31 +165,95 @@ class PolicyTrainer(PolicyPhases, CheckpointedRun):
         if cfg.max_steps > 0:
             self.total_steps = min(self.total_steps, cfg.max_steps)
 
+    def _epoch_plan(self, epoch: int) -> list[list[int]]:
+        """This rank's slice of every global prompt batch of ``epoch``. The global batches come
+        from one seeded plan of ``per_device x world size`` prompts, the same at any world size
+        for the same global size; with several ranks a short last batch is dropped, so that every
+        rank runs the same number of steps (their collectives must pair up)."""
+        cfg, ranks = self.config, world_size()
+        per_rank = cfg.per_device_prompt_batch_size
+        plan = self.prompts.epoch_plan(per_rank * ranks, seed=cfg.seed, epoch=epoch)
+        if ranks == 1:
+            return plan
+        me = rank()
+        return [
+            batch[me * per_rank : (me + 1) * per_rank] for batch in plan if len(batch) == per_rank * ranks
+        ]
+
     def load_checkpoint(self, path: Path) -> dict[str, Any]:
         self.models.load_state(path)
         state: dict[str, Any] = load_state(path, TRAINER_STATE)
+        own = path / f"rank-{rank():05d}"
+        if world_size() > 1 or own.is_dir():
+            if not own.is_dir():
+                raise ConfigError(
+                    f"checkpoint {path} has no part of rank {rank()}: "
+                    "resume with the world size that wrote it"
+                )
+            rank_state = load_state(own, RANK_STATE)
+            state["rng"] = rank_state["rng"]
+            if self.ptx is not None and rank_state.get("ptx"):
+                self.ptx.load_state_dict(rank_state["ptx"])
+            return self._restore(state, ptx=False)
+        return self._restore(state, ptx=True)
+
+    def _restore(self, state: dict[str, Any], *, ptx: bool) -> dict[str, Any]:
         self.pos = RLPosition(**state["position"])
         self.objective.load_state_dict(state["objective"])
-        if self.ptx is not None and state.get("ptx"):
+        if ptx and self.ptx is not None and state.get("ptx"):
             self.ptx.load_state_dict(state["ptx"])
         return state
 
     def save(self) -> None:
-        self.write_checkpoint(
-            asdict(self.pos),
-            self.models.save_state,
-            objective=self.objective.state_dict(),
-            ptx=self.ptx.state_dict() if self.ptx else {},
+        if world_size() == 1:
+            self.write_checkpoint(
+                asdict(self.pos),
+                self.models.save_state,
+                objective=self.objective.state_dict(),
+                ptx=self.ptx.state_dict() if self.ptx else {},
+            )
+            return
+        self._save_all_ranks()
+
+    def _save_all_ranks(self) -> None:
+        """Every rank writes its RNG and PTX position; rank 0 the networks (gathered from all
+        ranks, so every rank joins) and the shared trainer state; published once all are done."""
+        state = {
+            "position": asdict(self.pos),
+            "history": self.history,
+            "objective": self.objective.state_dict(),
+            "config": config_to_dict(self.config),
+        }
+
+        def write_main(tmp: Path) -> None:
+            if is_main_process():
+                self.models.save_state(tmp)
+                save_state(tmp, TRAINER_STATE, state)
+            else:
+                for backend in self.models.trained().values():
+                    backend.save_state(Path(os.devnull))  # joins the gathers; rank 0 writes
+
+        def write_rank(own: Path) -> None:
+            rank_state = {"rng": capture_rng(), "ptx": self.ptx.state_dict() if self.ptx else {}}
+            save_state(own, RANK_STATE, rank_state)
+            _kill_if_asked(self.pos.global_step)
+
+        path = self.checkpoints.save_all_ranks(
+            self.pos.global_step,
+            write_main,
+            write_rank,
+            rank=rank(),
+            world_size=world_size(),
+            barrier=barrier,
         )
+        self.events.checkpoint(self.pos.global_step, str(path.relative_to(self.output_dir)))
 
     # ------------------------------------------------------------------ loop
     def prompt_batches(self) -> Iterator[tuple[list[int], bool]]:
         """(prompt indices, last batch of its epoch) from the current position on."""
         cfg = self.config
         while self.pos.epoch < cfg.epochs:
-            plan = self.prompts.epoch_plan(
-                cfg.per_device_prompt_batch_size, seed=cfg.seed, epoch=self.pos.epoch
-            )
+            plan = self._epoch_plan(self.pos.epoch)
             while self.pos.batch < len(plan):
                 self.pos.batch += 1
                 yield plan[self.pos.batch - 1], self.pos.batch == len(plan)
@@ -167,7 +269,12 @@ class PolicyTrainer(PolicyPhases, CheckpointedRun):
                 if self.pos.global_step >= self.total_steps:
                     break
                 step_metrics.append(self.rl_step(exp))
-        return {**batch_metrics(experiences), **mean_metrics(step_metrics), **self.objective.metrics()}
+        metrics = reduce_metrics(
+            {**batch_metrics(experiences), **mean_metrics(step_metrics)},
+            sums=("train/tokens",),
+            maxima=("train/max_generated_length",),
+        )
+        return {**metrics, **self.objective.metrics()}  # the objective's state is already global
 
     def _log(self, metrics: dict[str, float], started: float) -> None:
         elapsed = max(time.perf_counter() - started, 1e-9)
@@ -201,7 +308,7 @@ class PolicyTrainer(PolicyPhases, CheckpointedRun):
     def train(self, stop_after_steps: int | None = None) -> None:
         """Run to ``total_steps`` (or until ``stop_after_steps``, a test hook that stops like a kill
         right after the checkpoint of that step)."""
-        bar = ProgressBar(self.total_steps, self.pos.global_step, self.stage)
+        bar = ProgressBar(self.total_steps, self.pos.global_step, self.stage, enabled=is_main_process())
         first_step, run_started = self.pos.global_step, time.perf_counter()
         for batches, (prompt_indices, epoch_end) in enumerate(self.prompt_batches(), 1):
             if self.pos.global_step >= self.total_steps:
@@ -220,12 +327,13 @@ class PolicyTrainer(PolicyPhases, CheckpointedRun):
     def finish(self) -> dict[str, float]:
         """Export the actor (HF layout + tokenizer) and write summary.json (§2.3: only the actor)."""
         actor = self.models.actor
-        cast(PreTrainedModel, actor.model).save_pretrained(
-            self.output_dir, state_dict=actor.full_state_dict()
-        )
-        self.models.tokenizer.save_pretrained(self.output_dir)
+        state_dict = actor.full_state_dict()  # a gather under ZeRO-3: every rank joins
         summary = {k: v for k, v in self.history.items() if k.split("/")[0] in ("train", "eval", "data")}
         summary["train/steps"] = float(self.pos.global_step)
-        write_summary(self.output_dir, summary)
-        self.events.checkpoint(self.pos.global_step, ".", final=True)
+        if is_main_process():
+            cast(PreTrainedModel, actor.model).save_pretrained(self.output_dir, state_dict=state_dict)
+            self.models.tokenizer.save_pretrained(self.output_dir)
+            write_summary(self.output_dir, summary)
+            self.events.checkpoint(self.pos.global_step, ".", final=True)
+        barrier()
         return summary

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from training.config.base import check, opt
 from training.config.runtime import RuntimeConfig
-from training.config.training import TrainingConfig
+from training.config.training import Offload, TrainingConfig
 
 Scheduler = Literal["cosine", "linear", "constant"]
 GroundTruth = Literal["none", "toyworld"]
@@ -99,6 +99,12 @@ class RLConfig(SamplingConfig, RuntimeConfig):
     max_grad_norm: float = opt(1.0, "gradient-norm clipping per model (0 disables)")
     actor_gradient_checkpointing: bool = opt(False, "recompute actor activations in backward")
     critic_gradient_checkpointing: bool = opt(False, "recompute critic activations in backward")
+    zero_stage: int | None = opt(
+        None,
+        "DeepSpeed ZeRO stage 0-3 of the trained networks (3 also shards the frozen ones); "
+        "none: plain PyTorch",
+    )
+    offload: Offload = opt("none", "DeepSpeed CPU offload of parameters, optimizer state or both")
     logging_steps: int = opt(1, "emit train metrics every N rollout batches")
     eval_steps: int = opt(0, "evaluate every N optimizer steps, after a rollout batch (0: epoch end)")
     save_steps: int = opt(0, "checkpoint every N optimizer steps, after a rollout batch (0: epoch end)")
@@ -153,6 +159,17 @@ class RLConfig(SamplingConfig, RuntimeConfig):
         )
         check(all(0.0 <= b < 1.0 for b in self.adam_betas), "adam_betas must lie in [0, 1)")
         check(bool(self.resume), "resume must be 'auto', 'never' or a checkpoint path")
+        check(
+            self.zero_stage is None or self.zero_stage in (0, 1, 2, 3),
+            "zero_stage must be 0, 1, 2, 3 or none",
+        )
+        check(
+            self.offload == "none" or self.zero_stage is not None, "offload needs DeepSpeed (set zero_stage)"
+        )
+        check(
+            self.offload in ("none", "optimizer") or self.zero_stage == 3,
+            "parameter offload needs ZeRO stage 3",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

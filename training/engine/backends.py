@@ -109,13 +109,22 @@ class DeepSpeedBackend:
             dist_init_required=True,
         )
         self.forward_model = self.engine
+        self.model: nn.Module = self.engine.module  # ZeRO-3's gather hooks sit on the module itself
         self.stage = config.zero_stage or 0
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()  # DeepSpeed's bf16 mode casts the model itself
 
     def backward(self, loss: torch.Tensor) -> None:
-        self.engine.backward(loss)  # scales by 1/gradient_accumulation_steps internally
+        """Backward of one micro-batch, scaled by 1/gradient_accumulation_steps by DeepSpeed.
+
+        DeepSpeed counts micro-batches in ``engine.step()``, and reduces gradients only in the
+        backward it believes is the last of a group; so every micro-batch but the last is
+        followed by an ``engine.step()`` here (no optimizer step), and :meth:`step` does the last.
+        """
+        self.engine.backward(loss)
+        if not self.engine.is_gradient_accumulation_boundary():
+            self.engine.step()
 
     def step(self) -> float | None:
         self.engine.step()  # at the accumulation boundary: clip, optimizer step, LR step, zero grad

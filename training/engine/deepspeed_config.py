@@ -51,7 +51,9 @@ def build_deepspeed_config(config: TrainingConfig, *, world_size: int, bf16: boo
     }
 
 
-def build_eval_deepspeed_config(*, zero_stage: int, offload: str, bf16: bool) -> dict[str, Any]:
+def build_eval_deepspeed_config(
+    *, zero_stage: int, offload: str, bf16: bool, world_size: int = 1
+) -> dict[str, Any]:
     """Config of a frozen (inference) engine: ZeRO 0 or 3 (1 and 2 map to 0), micro-batch 1 (§12.1)."""
     stage = 3 if zero_stage == 3 else 0
     zero: dict[str, Any] = {"stage": stage}
@@ -60,7 +62,7 @@ def build_eval_deepspeed_config(*, zero_stage: int, offload: str, bf16: bool) ->
         if offload in ("parameter", "all"):
             zero["offload_param"] = {"device": "cpu", "pin_memory": True}
     return {
-        "train_batch_size": 1,
+        "train_batch_size": world_size,  # DeepSpeed checks micro x accumulation x ranks even here
         "train_micro_batch_size_per_gpu": 1,
         "gradient_accumulation_steps": 1,
         "zero_optimization": zero,

@@ -85,3 +85,43 @@ def all_gather_cat(value: torch.Tensor) -> torch.Tensor:
     gathered = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(gathered, padded)
     return torch.cat([g[: int(s.item())] for g, s in zip(gathered, sizes, strict=True)], dim=0)
+
+
+def _comm_device() -> torch.device:
+    """NCCL only moves CUDA tensors; gloo (CPU runs) takes CPU ones."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def broadcast_float(value: float, src: int = 0) -> float:
+    """``value`` as rank ``src`` holds it, on every rank (float64, so nothing is rounded)."""
+    if not is_distributed():
+        return value
+    out = torch.tensor([value], dtype=torch.float64, device=_comm_device())
+    dist.broadcast(out, src=src)
+    return float(out.item())
+
+
+def reduce_metrics(
+    metrics: dict[str, float], *, sums: tuple[str, ...] = (), maxima: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """Metrics of every rank combined: the mean over ranks, the sum for ``sums``, the max for
+    ``maxima``. Every rank must pass the same keys (they are reduced in sorted order)."""
+    if not is_distributed():
+        return metrics
+    keys = sorted(metrics)
+    values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=_comm_device())
+    summed, largest = values.clone(), values.clone()
+    dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+    dist.all_reduce(largest, op=dist.ReduceOp.MAX)
+    count = dist.get_world_size()
+    out = {}
+    for i, key in enumerate(keys):
+        if key in maxima:
+            out[key] = float(largest[i])
+        elif key in sums:
+            out[key] = float(summed[i])
+        else:
+            out[key] = float(summed[i]) / count
+    return out
