@@ -10,9 +10,10 @@ import httpx
 
 from saferlhf_client.client import API, check, parse_submit_and_next
 from saferlhf_client.models import Annotation, Answer, Project, Task
+from saferlhf_client.rounds import AsyncRoundsMixin
 
 
-class AsyncClient:
+class AsyncClient(AsyncRoundsMixin):
     def __init__(
         self, base_url: str, token: str, *, timeout: float = 30.0, http: httpx.AsyncClient | None = None
     ) -> None:

@@ -25,6 +25,7 @@ from saferlhf_client.models import (
     User,
 )
 from saferlhf_client.registry import RegistryMixin
+from saferlhf_client.rounds import RoundsMixin
 
 API = "/api/v1"
 
@@ -48,7 +49,7 @@ def parse_submit_and_next(data: Any, replayed: bool) -> tuple[Annotation, Task |
     return annotation, None if following is None else Task.from_json(following)
 
 
-class Client(RegistryMixin, JobsMixin):
+class Client(RegistryMixin, JobsMixin, RoundsMixin):
     """client = Client("http://127.0.0.1:8000", token="srlhf_...")
     task = client.claim_next(project_id)
     client.submit(task.assignment_id, Answer(SAFE, unsafe("violence"), "left", "left"))
@@ -104,6 +105,10 @@ class Client(RegistryMixin, JobsMixin):
     ) -> User:
         body = {"email": email, "role": role, "password": password, "display_name": display_name}
         return User.from_json(self._call("POST", "/users", json=body))
+
+    def list_users(self, role: Role | None = None) -> list[User]:
+        params = {"role": role} if role else {}
+        return [User.from_json(u) for u in self._call("GET", "/users", params=params)]
 
     # -- projects ---------------------------------------------------------------------------
     def list_projects(self) -> list[Project]:
