@@ -80,7 +80,27 @@ class DPOTask(Task):
         for m in (model, reference):
             resize_embeddings_mean(m, self.tokenizer)
         self.reference = reference.eval().requires_grad_(False)
+        self.reference_partitioned = cfg.zero_stage == 3
+        if self.reference_partitioned:
+            self._partition_reference()
         return model
+
+    def _partition_reference(self) -> None:
+        """Under ZeRO-3 the frozen reference is partitioned across ranks by an inference engine
+        (§12.1), like the policy; its forward gathers one layer at a time."""
+        import deepspeed
+
+        from training.engine.deepspeed_config import build_eval_deepspeed_config
+        from training.engine.distributed import world_size
+        from training.engine.runtime import resolve_device, use_bf16
+
+        bf16 = use_bf16(self.config, resolve_device(self.config))  # as the policy's engine
+        ds_config = build_eval_deepspeed_config(
+            zero_stage=3, offload=self.config.offload, bf16=bf16, world_size=world_size()
+        )
+        self.reference_engine, *_ = deepspeed.initialize(
+            model=self.reference, config=ds_config, dist_init_required=True
+        )
 
     def _pair_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Σ log π over each response's tokens d..e for the policy and the reference: (2B,) each."""
@@ -88,7 +108,8 @@ class DPOTask(Task):
         half = ids.shape[0] // 2
         first = first_difference(ids[:half], ids[half:], mask[:half], mask[half:]).repeat(2)  # (2B,)
         end = end_index_of(mask)  # (2B,)
-        self.reference.to(ids.device)
+        if not self.reference_partitioned:
+            self.reference.to(ids.device)
         with torch.no_grad():
             reference = response_log_prob_sum(sequence_log_probs(self.reference, ids), first, end)
         policy = response_log_prob_sum(sequence_log_probs(model, ids), first, end)

@@ -216,8 +216,9 @@ class PolicyTrainer(PolicyPhases, CheckpointedRun):
         self._save_all_ranks()
 
     def _save_all_ranks(self) -> None:
-        """Every rank writes its RNG and PTX position; rank 0 the networks (gathered from all
-        ranks, so every rank joins) and the shared trainer state; published once all are done."""
+        """Every rank writes its RNG, PTX position and its own copy of λ and the window; rank 0 the
+        networks (gathered from all ranks, so every rank joins) and the shared trainer state;
+        published once all are done."""
         state = {
             "position": asdict(self.pos),
             "history": self.history,
@@ -234,7 +235,11 @@ class PolicyTrainer(PolicyPhases, CheckpointedRun):
                     backend.save_state(Path(os.devnull))  # joins the gathers; rank 0 writes
 
         def write_rank(own: Path) -> None:
-            rank_state = {"rng": capture_rng(), "ptx": self.ptx.state_dict() if self.ptx else {}}
+            rank_state = {
+                "rng": capture_rng(),
+                "ptx": self.ptx.state_dict() if self.ptx else {},
+                "objective": self.objective.state_dict(),  # this rank's own λ and window, for audits
+            }
             save_state(own, RANK_STATE, rank_state)
             _kill_if_asked(self.pos.global_step)
 
