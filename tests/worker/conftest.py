@@ -81,6 +81,8 @@ class Platform:
         raise TimeoutError(f"job {job_id} never {what}: state={job.state} error={job.error}\n{log}")
 
     def submit(self, config: dict[str, Any], *, publish: bool = True, **extra: Any) -> int:
+        """Submit and publish a job; each test gives its own seed, so no test is answered with an
+        identical job another test already ran."""
         from backend.db.models import User
         from backend.domain.enums import JobKind, UserRole
         from backend.services.jobs_submit import mark_published, submit_job
@@ -103,6 +105,7 @@ class Platform:
 
                 send(task_names.RUN_TRAINING_JOB, result.job.id, queue=self.queue)
                 mark_published(session=session, job_id=result.job.id)
+            assert result.created, "an identical job already succeeded in this module: vary the seed"
             return int(result.job.id)
 
 

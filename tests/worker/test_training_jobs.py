@@ -116,7 +116,7 @@ def test_kill_9_of_the_training_process_retries_and_resumes_after_the_checkpoint
     platform: Platform, start_worker
 ) -> None:  # type: ignore[no-untyped-def]
     start_worker()
-    config = {**FAST_CONFIG, "max_steps": 400, "save_steps": 20}
+    config = {**FAST_CONFIG, "max_steps": 400, "save_steps": 20, "seed": 1}
     job_id = platform.submit(config)
     run_json = platform.artifacts / f"jobs/{job_id}/run.json"
     checkpoint = wait_for_checkpoint(platform, job_id)
@@ -166,7 +166,7 @@ def test_kill_9_of_the_worker_is_reaped_resumed_by_another_worker_and_late_write
     from worker.ingest import Digest, store
 
     first = start_worker("first")
-    job_id = platform.submit({**FAST_CONFIG, "max_steps": 400, "save_steps": 20})
+    job_id = platform.submit({**FAST_CONFIG, "max_steps": 400, "save_steps": 20, "seed": 2})
     checkpoint = wait_for_checkpoint(platform, job_id)
     row = platform.job(job_id)
     old = Lease(job_id=job_id, token=row.lease_token, attempt=row.attempt, expires_at=row.lease_expires_at)
@@ -177,7 +177,8 @@ def test_kill_9_of_the_worker_is_reaped_resumed_by_another_worker_and_late_write
         time.sleep(0.1)  # the stage dies with the pool process that started it (PDEATHSIG)
     assert training_pids(run_json) == []
     start_worker("second")
-    while platform.job(job_id).lease_token == old.token:
+    deadline = time.monotonic() + 120
+    while platform.job(job_id).lease_token == old.token and time.monotonic() < deadline:
         send_reaper(platform)
         time.sleep(1)
     job = platform.wait_for(job_id, finished, timeout=300, what="finished")
@@ -235,7 +236,7 @@ def test_cancel_stops_the_stages_process_group_and_records_the_cancellation(
     platform: Platform, start_worker, api: TestClient
 ) -> None:  # type: ignore[no-untyped-def]
     start_worker()
-    job_id = platform.submit({**FAST_CONFIG, "max_steps": 100_000, "save_steps": 1000})
+    job_id = platform.submit({**FAST_CONFIG, "max_steps": 100_000, "save_steps": 1000, "seed": 3})
     platform.wait_for(job_id, lambda j: (j.current_step or 0) >= 1, timeout=240, what="made progress")
     run_json = platform.artifacts / f"jobs/{job_id}/run.json"
     assert training_pids(run_json)
