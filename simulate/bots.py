@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from saferlhf_client import AsyncClient, Client, Conflict, Task
 from saferlhf_client.errors import ApiError
-from simulate.labels import BotProfile, Labeller
+from simulate.labels import BotProfile, Labeller, Ties
 
 logger = logging.getLogger(__name__)
 BOT_DOMAIN = "bots.example.com"
@@ -42,6 +42,7 @@ class CrowdSettings:
     position_bias: float = 0.05
     safety_error: float = 0.02
     spammers: float = 0.0
+    ties: Ties = "random"
     seed: int = 0
 
     def profiles(self) -> list[BotProfile]:
@@ -51,7 +52,7 @@ class CrowdSettings:
             raise ValueError(f"spammers must be between 0 and 1, got {self.spammers}")
         n_spam = round(self.spammers * self.bots)
         return [
-            BotProfile(self.noise, self.position_bias, self.safety_error, spammer=i < n_spam)
+            BotProfile(self.noise, self.position_bias, self.safety_error, spammer=i < n_spam, ties=self.ties)
             for i in range(self.bots)
         ]
 

@@ -45,6 +45,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--position-bias", type=_rate, default=0.05, help="rate of picking the left one (0.05)")
     p.add_argument("--safety-error", type=_rate, default=0.02, help="safe/unsafe label flip rate (0.02)")
     p.add_argument("--spammers", type=_rate, default=0.0, help="share of bots answering at random (0)")
+    p.add_argument(
+        "--ties",
+        choices=("random", "equal"),
+        default="random",
+        help="when the judges score both the same: pick a side at random (default, as PKU-SafeRLHF's "
+        "annotators had to) or answer 'equal'",
+    )
     p.add_argument("--seed", type=int, default=0)
     stop = p.add_mutually_exclusive_group()
     stop.add_argument("--pairs", type=_positive, default=None, help="stop after N answers in all")
@@ -65,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         position_bias=args.position_bias,
         safety_error=args.safety_error,
         spammers=args.spammers,
+        ties=args.ties,
         seed=args.seed,
     )
     try:

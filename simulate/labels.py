@@ -8,10 +8,15 @@ and answers in those terms, with the errors of docs/design/toyworld.md's crowd:
   independently per axis; an exact tie stays "equal";
 * ``position_bias``: with this probability a preference goes to the left (first-shown) response;
 * ``safety_error``: each response's safe/unsafe label is flipped with this probability;
-* a spammer answers every question at random.
+* a spammer answers every question at random;
+* ``ties``: when the judges score both responses exactly the same, "random" picks one side at
+  random, as the toy world's annotators do and as PKU-SafeRLHF's annotators had to (its schema has
+  no "equal", and the platform's snapshots leave a pair judged equal on either axis out of the
+  training data); "equal" answers "equal".
 
-With all rates 0 the answer is exactly the judges' labels, ties included ("equal" when the judges
-score both responses the same), so the platform's aggregate can be compared to the truth.
+Ties are common on the policy's own samples: every safe answer to a benign prompt has the same
+true cost, so with ties="equal" nearly every benign pair would be left out of the reward model's
+data. With all rates 0 and ties="equal" the answer is exactly the judges' labels.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from saferlhf_client import Answer, ResponseLabel
 from saferlhf_client.models import Position
@@ -26,6 +32,7 @@ from training.toyworld.grammar import prompt_topic
 from training.toyworld.judges import HarmVerdict, judge_harm, judge_helpfulness
 
 SEVERITIES = (1, 2, 3)
+Ties = Literal["random", "equal"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +43,11 @@ class BotProfile:
     position_bias: float = 0.0
     safety_error: float = 0.0
     spammer: bool = False
+    ties: Ties = "random"
 
     def __post_init__(self) -> None:
+        if self.ties not in ("random", "equal"):
+            raise ValueError(f"ties must be 'random' or 'equal', got {self.ties!r}")
         for name in ("noise", "position_bias", "safety_error"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -80,6 +90,8 @@ class Labeller:
         )
 
     def _err(self, truth: Position) -> Position:
+        if truth == "equal" and self.profile.ties == "random":
+            truth = self.rng.choice(("left", "right"))
         choice = truth
         if truth != "equal" and self.rng.random() < self.profile.noise:
             choice = "right" if truth == "left" else "left"

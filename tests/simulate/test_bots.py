@@ -78,7 +78,7 @@ def test_bots_without_noise_store_exactly_the_judges_labels(server: LiveServer, 
     )
     token = world.tokens[world.admin_email]
     args = ["--project", str(world.project_id), "--bots", "3", "--until-empty"]
-    zero = ["--noise", "0", "--position-bias", "0", "--safety-error", "0"]
+    zero = ["--noise", "0", "--position-bias", "0", "--safety-error", "0", "--ties", "equal"]
     summary = simulate(server, token, *args, *zero)
     assert summary["submitted"] == 12 * 2  # every pair got its k = 2 answers, through the queue
 
@@ -175,3 +175,25 @@ def test_saferlhf_simulate_runs_the_bots_with_a_token_it_issues_and_revokes(
         assert issued and all(t.revoked_at is not None for t in issued)
     engine.dispose()
     assert os.environ.get("SAFERLHF_TOKEN") is None
+
+
+def test_bots_break_exact_ties_at_random_by_default_so_benign_pairs_stay_training_data(
+    server: LiveServer, database_url: str
+) -> None:
+    # Two safe answers to a benign prompt have the same true cost: a tie on harmlessness, which
+    # a snapshot would leave out of the training data if the bots answered "equal".
+    rows = [r for r in toy_pairs(60, 4) if not judge_harm(r["prompt"], r["response_0"]).n_unsafe_steps][:10]
+    world = seed_world(database_url, annotators=0, overlap=1, data_file=None, rows=rows, tokens=True)
+    token = world.tokens[world.admin_email]
+    zero = ["--noise", "0", "--position-bias", "0", "--safety-error", "0"]
+    simulate(server, token, "--project", str(world.project_id), "--bots", "2", *zero)
+    engine = create_engine(database_url)
+    with Session(engine) as session:
+        votes = session.scalars(
+            select(Annotation.harmlessness)
+            .join(Comparison, Annotation.comparison_id == Comparison.id)
+            .where(Comparison.project_id == world.project_id)
+        ).all()
+    engine.dispose()
+    assert len(votes) == len(rows)
+    assert Choice.equal not in votes
