@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(f"{USAGE}\n\nstages:\n{_stage_list()}")
         return 0 if args else 2
+    if args[0] == "plan":  # not a stage: the memory planner (torch-free arithmetic)
+        from training.planning.cli import main as plan_main
+
+        return plan_main(args[1:])
     try:
         stage = get_stage(args[0])
         config_path, overrides, want_help = _split_args(args[1:])
