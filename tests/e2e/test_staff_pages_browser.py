@@ -77,6 +77,8 @@ def test_a_reviewer_adjudicates_an_unsafe_aggregate_as_safe_and_lands_on_the_nex
     browser, server: LiveServer, staff: Staff, database_url: str, screenshots: Path
 ) -> None:  # type: ignore[no-untyped-def]
     page = logged_in(browser, server, staff.reviewer_email, staff.world.password)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(f"{server.url}/review/comparisons/{staff.comparison_id}")
     side = page.locator(f'.adj-side[data-side="{staff.unsafe_side}"]')
     harm = side.locator('[data-role="harm"]')
@@ -95,6 +97,7 @@ def test_a_reviewer_adjudicates_an_unsafe_aggregate_as_safe_and_lands_on_the_nex
     form.get_by_role("button", name="Save adjudication").click()
     expect(page.locator(".alert-ok")).to_contain_text("Adjudication saved")
     assert f"/review/comparisons/{staff.comparison_id}" not in page.url
+    assert errors == [], f"console errors: {errors}"
     page.context.close()
 
     engine = create_engine(database_url)
