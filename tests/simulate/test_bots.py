@@ -197,3 +197,22 @@ def test_bots_break_exact_ties_at_random_by_default_so_benign_pairs_stay_trainin
     engine.dispose()
     assert len(votes) == len(rows)
     assert Choice.equal not in votes
+
+
+def test_create_token_prints_a_token_that_works_over_rest(server: LiveServer, database_url: str) -> None:
+    world = seed_world(database_url, annotators=0, data_file=None, rows=toy_pairs(1, 5))
+    saferlhf = str(Path(PYTHON).parent / "saferlhf")
+    env = child_env(DATABASE_URL=database_url)
+    made = subprocess.run(
+        [saferlhf, "create-token", "--email", world.admin_email, "--expires-in-days", "2"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    with Client(server.url, made.stdout.strip()) as api:
+        assert api.me()["email"] == world.admin_email
+    missing = subprocess.run(
+        [saferlhf, "create-token", "--email", "nobody@example.test"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error: no active user nobody@example.test"
