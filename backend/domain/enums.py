@@ -47,9 +47,13 @@ class ComparisonStatus(enum.StrEnum):
 
 
 class RoundState(enum.StrEnum):
+    """A round's stage; the declaration order is the lifecycle order (docs/rounds.md)."""
+
     draft = "draft"
-    collecting = "collecting"
-    training = "training"
+    generating = "generating"  # the base policy answers the round's prompts
+    collecting = "collecting"  # annotators compare the answers
+    training = "training"  # reward and cost models train on all data so far
+    policy = "policy"  # the next policy trains against them
     evaluating = "evaluating"
     completed = "completed"
     failed = "failed"

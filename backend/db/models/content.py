@@ -38,6 +38,12 @@ class Prompt(Base):
     harm_category: Mapped[str | None] = mapped_column(String(100))
     round_id: Mapped[int | None] = mapped_column(ForeignKey("round.id", ondelete="SET NULL"), index=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    # Red-team intake: who wrote it and its review ('pending' | 'accepted' | 'rejected'; null for
+    # imported prompts). An accepted red-team prompt with no round enters the next launched round.
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    review_state: Mapped[str | None] = mapped_column(String(20))
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    reviewed_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = created_at_column()
 
 

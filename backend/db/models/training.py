@@ -47,6 +47,22 @@ class Round(Base):
         ForeignKey("dataset_snapshot.id", ondelete="SET NULL", use_alter=True)
     )
     error: Mapped[str | None] = mapped_column(Text)
+    # The per-round report row (backend/services/rounds/reports.py), stored when the round completes.
+    report: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    # What the round produced; use_alter for the same cycle as base_policy_id.
+    policy_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_artifact.id", ondelete="SET NULL", use_alter=True)
+    )
+    reward_model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_artifact.id", ondelete="SET NULL", use_alter=True)
+    )
+    cost_model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_artifact.id", ondelete="SET NULL", use_alter=True)
+    )
+    # The stage that failed (a RoundState value), so a retry knows where to resume.
+    failed_stage: Mapped[str | None] = mapped_column(String(30))
+    launched_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    collection_closed_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = created_at_column()
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
