@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check of the training core, one prepared script of at most ~5 minutes for a 1-GPU machine.
+# GPU check of the training core, one prepared script of at most ~9.5 minutes (1 or 2 GPUs).
 #
 #   OUT=/some/dir bash benchmarks/gpu_check.sh
 #
@@ -11,7 +11,10 @@
 # 5. kill-and-resume: the same run killed hard after step 30 (checkpoint at 20), resumed, and its
 #    losses compared with the uninterrupted run;
 # 6. one PPO-Lag step on six bf16 Qwen2.5-0.5B-shaped networks: time per phase and generation
-#    tokens/s against the HBM-bandwidth roofline (benchmarks/gpu_ppo_lag_step.py).
+#    tokens/s against the HBM-bandwidth roofline (benchmarks/gpu_ppo_lag_step.py);
+# 7. with 2 GPUs: one PPO-Lag run per ZeRO stage (2, 3) on two ranks through `torchrun -m training
+#    ppo-lag`, 0.5B-shaped networks: tokens/s, peak memory of the fullest GPU, λ equal on both ranks
+#    (benchmarks/gpu_ppo_lag_dist.py; skipped, not failed, on a 1-GPU machine).
 # Everything lands in $OUT (gpu_check.json is the summary); the exit status is 0 only if all pass.
 set -uo pipefail
 
@@ -29,9 +32,10 @@ rm -rf "$WORK"; mkdir -p "$WORK"
 START=$(date +%s)
 declare -A STATUS
 
-BUDGET_S="${GPU_CHECK_BUDGET_S:-295}"  # the whole script stays within ~5 minutes
+BUDGET_S="${GPU_CHECK_BUDGET_S:-570}"  # the whole script stays under 10 minutes
 PPO_RESERVE_S="${GPU_CHECK_PPO_RESERVE_S:-100}"  # kept for step 6 by the reward-model steps
-RESERVE=$PPO_RESERVE_S
+DIST_RESERVE_S="${GPU_CHECK_DIST_RESERVE_S:-240}"  # kept for step 7 by steps 1-6
+RESERVE=$(( PPO_RESERVE_S + DIST_RESERVE_S ))
 remaining() { echo $(( BUDGET_S - RESERVE - ( $(date +%s) - START ) )); }
 log() { echo "[gpu_check +$(( $(date +%s) - START ))s] $*" | tee -a "$OUT/gpu_check.log"; }
 step() {  # step NAME TIMEOUT_S CMD...: run within the time left, record pass/fail, keep going
@@ -102,10 +106,16 @@ step analyse 240 "$PY" benchmarks/_gpu_check.py analyse "$OUT" "$WORK/run" "$WOR
   "$WORK/pairs_long.jsonl" "$MAXLEN"
 
 # 6. one PPO-Lag step ------------------------------------------------------------------------------
-RESERVE=0
+RESERVE=$DIST_RESERVE_S
 PPO_ARGS=(--workdir "$WORK/ppo_lag" --budget-s "$PPO_RESERVE_S")
 if [[ "$SMOKE" == 1 ]]; then PPO_ARGS+=(--tiny); fi
 step ppo_lag_step "$PPO_RESERVE_S" "$PY" benchmarks/gpu_ppo_lag_step.py "${PPO_ARGS[@]}"
+
+# 7. PPO-Lag on two ranks, ZeRO-2 and ZeRO-3 --------------------------------------------------------
+RESERVE=0
+DIST_ARGS=(--model "$WORK/qwen05b" --prompts "$WORK/world/prompts.jsonl" --workdir "$WORK/ppo_lag_dist")
+if [[ "$SMOKE" == 1 ]]; then DIST_ARGS+=(--smoke); fi
+step ppo_lag_dist "$DIST_RESERVE_S" "$PY" benchmarks/gpu_ppo_lag_dist.py "${DIST_ARGS[@]}"
 
 # summary ---------------------------------------------------------------------------------------
 cp "$WORK/run/events.jsonl" "$OUT/run_events.jsonl" 2>/dev/null || true
@@ -121,12 +131,12 @@ def load(name):
     return json.load(open(path)) if os.path.exists(path) else None
 summary = {"status": status, "all_pass": all(v == "pass" for v in status.values()), "elapsed_s": elapsed,
            "env": load("env.json"), "matmul": load("matmul.json"), "analysis": load("analysis.json"),
-           "ppo_lag_step": load("gpu_ppo_lag_step.json")}
+           "ppo_lag_step": load("gpu_ppo_lag_step.json"), "ppo_lag_dist": load("gpu_ppo_lag_dist.json")}
 json.dump(summary, open(os.path.join(out, "gpu_check.json"), "w"), indent=2)
 a = summary["analysis"] or {}
 print(json.dumps({"all_pass": summary["all_pass"], "status": status, "elapsed_s": elapsed,
                   "tokens_per_s": a.get("tokens_per_s"), "mfu_vs_989e12": a.get("mfu_vs_989e12"),
                   "mfu_vs_measured_peak": a.get("mfu_vs_measured_peak"), "resume": a.get("resume"),
-                  "ppo_lag_step": summary["ppo_lag_step"]}, indent=2))
+                  "ppo_lag_step": summary["ppo_lag_step"], "ppo_lag_dist": summary["ppo_lag_dist"]}, indent=2))
 sys.exit(0 if summary["all_pass"] else 1)
 PYEOF

@@ -105,3 +105,27 @@ def test_plan_with_a_missing_model_config_is_a_one_line_error(tmp_path: Path) ->
     done = run_cli(["plan", "--config", str(run), "--gpus", "8", "--gpu-memory", "80GB"])
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: no config.json in model directory {tmp_path / 'nowhere'}"
+
+
+def test_a_stage_refuses_a_setting_whose_model_states_cannot_fit_and_names_one_that_would(
+    run_7b: Path,
+) -> None:
+    from training.errors import ConfigError
+    from training.planning.check import ensure_fits
+
+    config = json.loads(run_7b.read_text())
+    gib = 2**30
+    with pytest.raises(ConfigError, match=r"^ppo-lag cannot fit: .* zero_stage=2 offload=none on 8 GPU\(s\)"):
+        ensure_fits("ppo-lag", {**config, "zero_stage": 2}, gpus=8, gpu_memory=80 * gib)
+    with pytest.raises(ConfigError, match="zero_stage=3 offload=none would fit"):
+        ensure_fits("ppo-lag", {**config, "zero_stage": 2}, gpus=8, gpu_memory=80 * gib)
+    ensure_fits("ppo-lag", {**config, "zero_stage": 3}, gpus=8, gpu_memory=80 * gib)  # fits: no error
+    with pytest.raises(ConfigError, match="no ZeRO stage or offload fits: add GPUs"):
+        ensure_fits("ppo-lag", {**config, "zero_stage": 3, "offload": "all"}, gpus=1, gpu_memory=12 * gib)
+
+
+def test_a_model_the_planner_cannot_size_is_not_refused(tmp_path: Path) -> None:
+    from training.planning.check import ensure_fits
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 768}))
+    ensure_fits("sft", {"model_name_or_path": str(tmp_path)}, gpus=1, gpu_memory=2**30)

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import torch
 from transformers import PreTrainedModel
 
 from training.algorithms.objectives import RewardObjective
@@ -111,6 +112,11 @@ class PolicyTrainer(PolicyPhases, CheckpointedRun):
             init_deepspeed_distributed()
         elif world_size() > 1:
             raise ConfigError("several processes need DeepSpeed: set zero_stage (0-3)")
+        if self.device.type == "cuda":  # refuse before loading six networks, not at the first OOM
+            from training.planning.check import ensure_fits
+
+            memory = torch.cuda.get_device_properties(self.device).total_memory
+            ensure_fits(self.stage, config_to_dict(cfg), gpus=world_size(), gpu_memory=memory)
         seed_everything(cfg.seed)
         if is_main_process():
             write_json_atomic(self.output_dir / "run.json", config_to_dict(cfg))
@@ -274,10 +280,13 @@ class PolicyTrainer(PolicyPhases, CheckpointedRun):
                 if self.pos.global_step >= self.total_steps:
                     break
                 step_metrics.append(self.rl_step(exp))
+        metrics = {**batch_metrics(experiences), **mean_metrics(step_metrics)}
+        if self.device.type == "cuda":  # the fullest GPU is what decides whether a run fits
+            metrics["train/peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         metrics = reduce_metrics(
-            {**batch_metrics(experiences), **mean_metrics(step_metrics)},
+            metrics,
             sums=("train/tokens",),
-            maxima=("train/max_generated_length",),
+            maxima=("train/max_generated_length", "train/peak_gpu_memory_gib"),
         )
         return {**metrics, **self.objective.metrics()}  # the objective's state is already global
 

@@ -73,6 +73,11 @@ class Trainer(CheckpointedRun):
         configure_torch(self.config, self.device)  # selects this rank's GPU before NCCL starts
         if self.config.zero_stage is not None:
             init_deepspeed_distributed()
+        if self.device.type == "cuda":  # refuse a run that cannot fit before loading it
+            from training.planning.check import ensure_fits
+
+            memory = torch.cuda.get_device_properties(self.device).total_memory
+            ensure_fits(self.stage, config_to_dict(self.config), gpus=world_size(), gpu_memory=memory)
         seed_everything(self.config.seed)
         if is_main_process():
             write_json_atomic(self.output_dir / "run.json", config_to_dict(self.config))
