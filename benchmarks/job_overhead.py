@@ -19,7 +19,7 @@ over a synthetic events.jsonl of ``--ingest-steps`` steps x 10 metrics, in one p
 Needs DATABASE_URL and REDIS_URL (as `make test` sets them; a scratch database is created and
 dropped). The last line is ``platform_over_cli_time=<median ratio> metric_ingest_rows_per_s=<n>``.
 
-Usage: ``python benchmarks/job_overhead.py [--reps 3] [--steps 300] [--workdir DIR]``.
+Usage: ``python benchmarks/job_overhead.py [--reps 3] [--steps 900] [--workdir DIR]``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -60,7 +61,7 @@ def build_inputs(work: Path) -> tuple[Path, Path]:
 def stage_config(steps: int, seed: int) -> dict[str, Any]:
     return {
         "max_steps": steps,
-        "epochs": 1,
+        "epochs": 100,  # max_steps ends the run (one epoch of the toy pairs is 250 steps)
         "per_device_train_batch_size": 16,
         "max_length": 128,
         "logging_steps": 1,
@@ -72,14 +73,14 @@ def stage_config(steps: int, seed: int) -> dict[str, Any]:
 
 
 def run_cli(work: Path, world: Path, model: Path, steps: int, seed: int) -> float:
-    out = work / f"cli-{seed}"
+    out = work / f"cli-{seed}-{uuid.uuid4().hex[:6]}"  # fresh: resume=auto would skip a finished run
     config = {
         **stage_config(steps, seed),
         "model_name_or_path": str(model),
         "train_data": str(world / "pairs_train.jsonl"),
         "output_dir": str(out),
     }
-    run_json = work / f"cli-{seed}.json"
+    run_json = out.with_suffix(".json")
     run_json.write_text(json.dumps(config))
     start = time.perf_counter()
     done = subprocess.run(
@@ -92,6 +93,7 @@ def run_cli(work: Path, world: Path, model: Path, steps: int, seed: int) -> floa
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"the CLI run failed:\n{done.stderr[-2000:]}")
+    shutil.rmtree(out)
     return elapsed
 
 
@@ -240,7 +242,7 @@ class Platform:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=300, help="optimizer steps of each run")
+    parser.add_argument("--steps", type=int, default=900, help="optimizer steps of each run")
     parser.add_argument("--ingest-steps", type=int, default=5000)
     parser.add_argument("--workdir", type=Path, default=REPO / ".dev" / "bench" / "job_overhead")
     args = parser.parse_args()
