@@ -25,6 +25,7 @@ from backend.web import (
     auth_pages,
     job_pages,
     model_pages,
+    red_team_pages,
     review_pages,
 )
 from backend.web.api_docs import mount_api_docs_assets
@@ -80,5 +81,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(account_pages.router)
     app.include_router(job_pages.router)
     app.include_router(model_pages.router)
+    app.include_router(red_team_pages.router)
     logging.getLogger(__name__).info("app created (environment=%s)", settings.environment)
     return app

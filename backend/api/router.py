@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.routes import accounts, data, job_metrics, jobs, me, models, projects, quality, queue, review
+from backend.api.routes import (
+    accounts,
+    data,
+    job_metrics,
+    jobs,
+    me,
+    models,
+    projects,
+    quality,
+    queue,
+    red_team,
+    review,
+)
 
 API_PREFIX = "/api/v1"
 
@@ -21,3 +33,4 @@ api_router.include_router(data.router)
 api_router.include_router(models.router)
 api_router.include_router(job_metrics.router)
 api_router.include_router(jobs.router)
+api_router.include_router(red_team.router)

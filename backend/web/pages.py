@@ -35,6 +35,11 @@ NOTICES = {
     "job_not_cancellable": "That job has already finished; nothing was cancelled.",
     "job_retried": "Job queued again; it resumes from its last complete checkpoint.",
     "job_not_retryable": "Only a failed or cancelled job can be retried; nothing changed.",
+    "red_team_submitted": "Prompt sent for review. Accepted prompts enter the next round.",
+    "red_team_accepted": "Prompt accepted; it enters the next launched round.",
+    "red_team_rejected": "Prompt rejected.",
+    "red_team_in_round": "That prompt is already part of a round; its review can no longer change.",
+    "red_team_bad_decision": "Choose accept or reject; nothing changed.",
 }
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from backend.db.models import ApiToken, ImportBatch, ModelArtifact, TrainingJob
 from backend.domain.enums import UserRole
 from backend.services.assignments import claim_next
+from backend.services.red_team import submit_red_team_prompt
 from backend.services.snapshots import create_snapshot
 from backend.services.submissions import submit_annotation
 from tests.factories import login, make_user
@@ -140,6 +141,14 @@ MATRIX: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/api/v1/jobs/{job_id}/cancel"): ADMIN,
     ("POST", "/api/v1/jobs/{job_id}/retry"): ADMIN,
     ("GET", "/api/v1/jobs/{job_id}/log"): ADMIN,
+    # Red-team intake (issue 11): members write prompts, reviewers and admins review them.
+    ("GET", "/red-team"): ANYONE,
+    ("POST", "/red-team/{project_id}"): ANYONE,
+    ("GET", "/review/red-team"): STAFF,
+    ("POST", "/review/red-team/{prompt_id}"): STAFF,
+    ("POST", "/api/v1/projects/{project_id}/red-team-prompts"): ANYONE,
+    ("GET", "/api/v1/projects/{project_id}/red-team-prompts"): ANYONE,
+    ("POST", "/api/v1/red-team-prompts/{prompt_id}/review"): STAFF,
 }
 BUILTIN = {"/openapi.json"}  # FastAPI's own, read-only
 # Valid bodies, so that probes reach the object lookup instead of stopping at validation.
@@ -154,6 +163,11 @@ BODIES = {
     },
     ("PATCH", "/api/v1/comparisons/{comparison_id}"): {"priority": 1},
     ("PUT", "/api/v1/comparisons/{comparison_id}/gold"): {"helpfulness": "a"},
+    ("POST", "/api/v1/projects/{project_id}/red-team-prompts"): {
+        "prompt": "Another red-team probe prompt.",
+        "harm_category": "violence",
+    },
+    ("POST", "/api/v1/red-team-prompts/{prompt_id}/review"): {"decision": "accept"},
 }
 
 
@@ -245,9 +259,17 @@ def world(app, db_session, settings) -> World:  # type: ignore[no-untyped-def]
     model = ModelArtifact(
         kind="reward", name="probe", project_id=project.id, sha256="0" * 64, storage_key="models/probe"
     )
+    red_team = submit_red_team_prompt(
+        session=db_session,
+        caller=alice,
+        project=project,
+        text="A red-team probe prompt.",
+        harm_category="violence",
+    )
     db_session.add_all([job, model])
     db_session.commit()
     ids = {
+        "prompt_id": red_team.id,
         "job_id": job.id,
         "model_id": model.id,
         "project_id": project.id,
