@@ -111,23 +111,40 @@ def succeed(
     if job is None:
         return False
     if produces is not None:
-        from backend.services.models import register_model_dir  # the registry (issue 10, item 4)
-
-        inputs = job.inputs or {}
-        register_model_dir(
-            session=session,
-            settings=settings,
-            kind=ArtifactKind(produces),
-            source_dir=stage_model_dir(output_dir),
-            name=f"{job.kind.value}-job-{job.id}",
-            project_id=job.project_id,
-            round_id=job.round_id,
-            snapshot_id=inputs.get("snapshot_id"),
-            parent_id=inputs.get("base_model_id"),
-            training_job_id=job.id,
-            config=job.config,
-            metrics=_summary_metrics(output_dir),
-        )
+        staged = stage_model_dir(output_dir)
+        try:
+            metrics = _summary_metrics(output_dir)
+            _register(session, settings, job, kind=ArtifactKind(produces), staged=staged, metrics=metrics)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)  # links only: the registry holds its own copy
     _close(job, JobState.succeeded, None)
     session.commit()
     return True
+
+
+def _register(
+    session: Session,
+    settings: Settings,
+    job: TrainingJob,
+    *,
+    kind: ArtifactKind,
+    staged: Path,
+    metrics: dict[str, Any],
+) -> None:
+    from backend.services.models import register_model_dir  # the registry (issue 10, item 4)
+
+    inputs = job.inputs or {}
+    register_model_dir(
+        session=session,
+        settings=settings,
+        kind=kind,
+        source_dir=staged,
+        name=f"{job.kind.value}-job-{job.id}",
+        project_id=job.project_id,
+        round_id=job.round_id,
+        snapshot_id=inputs.get("snapshot_id"),
+        parent_id=inputs.get("base_model_id"),
+        training_job_id=job.id,
+        config=job.config,
+        metrics=metrics,
+    )

@@ -100,3 +100,19 @@ def test_the_worker_parent_never_imports_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_a_multi_node_job_without_a_hostfile_fails_before_starting(tmp_path: Path) -> None:
+    import pytest
+
+    from backend.config import Settings
+    from backend.db.models import TrainingJob
+    from backend.domain.enums import JobKind
+    from worker.runner import InputError, _command
+
+    job = TrainingJob(id=1, kind=JobKind.sft, gpus=16, nodes=2)
+    with pytest.raises(InputError, match="asks for 2 nodes but this worker has no JOB_HOSTFILE"):
+        _command(Settings(), job, tmp_path)
+    hostfile = write_hostfile(tmp_path / "hostfile", ["a", "b"], slots_per_host=8)
+    command = _command(Settings(job_hostfile=hostfile), job, tmp_path)
+    assert command[:5] == ["deepspeed", "--master_port", "29500", "--hostfile", str(hostfile)]
