@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         300, description="a queued job whose message was published longer ago than this is published again"
     )
     job_queue: str = Field("gpu", description="Celery queue that new training jobs are published to")
+    round_advance_interval_s: float = Field(
+        5, description="how often the beat advances active rounds (closes collection, recovers a lost hook)"
+    )
     job_hostfile: Path | None = Field(
         None, description="DeepSpeed hostfile ('host slots=N' lines) for jobs that span several nodes"
     )

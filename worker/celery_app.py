@@ -55,6 +55,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": settings.job_reaper_interval_s,
                 "options": {"queue": task_names.DEFAULT_QUEUE, "expires": settings.job_reaper_interval_s},
             },
+            "advance-rounds": {
+                "task": task_names.ADVANCE_ROUNDS,
+                "schedule": settings.round_advance_interval_s,
+                "options": {"queue": task_names.DEFAULT_QUEUE, "expires": settings.round_advance_interval_s},
+            },
         },
     }
 

@@ -15,6 +15,7 @@ from backend.config import Settings
 from backend.services.jobs_reaper import reap_expired_leases, stale_queued_jobs
 from backend.services.jobs_submit import mark_published
 from worker.publish import publish_job
+from worker.rounds import after_job_finished
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ def reap(*, settings: Settings, sessions: sessionmaker[Session]) -> dict[str, An
                 mark_published(session=session, job_id=job_id)
         for job_id in result.republish:
             publish_job(job_id, result.queues[job_id])  # published_at moved to now with the decision
+    for job_id in result.failed + result.cancelled:  # final now: their rounds move on
+        after_job_finished(job_id, sessions=sessions)
     if result.requeued or result.failed or result.cancelled or result.republish:
         logger.warning(
             "reaper: requeued %s, failed %s, cancelled %s, republished %s",

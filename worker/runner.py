@@ -36,7 +36,7 @@ from backend.db.models import DatasetSnapshot, TrainingJob
 from backend.domain.enums import JobState
 from backend.domain.errors import DomainError
 from backend.services.jobs import Lease, claim_job
-from backend.services.jobs_submit import ROLE_INPUTS, SNAPSHOT_INPUTS
+from backend.services.jobs_submit import PROMPTS_FILE, PROMPTS_INPUT, ROLE_INPUTS, SNAPSHOT_INPUTS
 from backend.services.storage import resolve_artifact
 from training.stages import get_stage
 from worker import fence, launch
@@ -71,6 +71,12 @@ def _resolve_inputs(session: Session, settings: Settings, job: TrainingJob) -> d
     paths: dict[str, str] = {}
     for role, config_key in stage.input_fields.items():
         input_key = ROLE_INPUTS.get(role, "")
+        if role == "dataset" and PROMPTS_INPUT in (job.inputs or {}):
+            path = resolve_artifact(settings.artifacts_dir, str(job.inputs[PROMPTS_INPUT]), PROMPTS_FILE)
+            if not path.is_file():
+                raise InputError(f"the prompt file {job.inputs[PROMPTS_INPUT]} is missing on this worker")
+            paths[config_key] = str(path)
+            continue
         ident = (job.inputs or {}).get(input_key)
         if ident is None:
             continue  # optional for this stage (submission refused a missing required one)

@@ -19,10 +19,12 @@ from backend.services.jobs_submit import mark_published
 from worker.celery_app import SHORT_TASK_LIMITS, get_app
 from worker.publish import publish_job
 from worker.reaper import reap
+from worker.rounds import advance_active_rounds, after_job_finished
 from worker.runner import run_job
 
 logger = logging.getLogger(__name__)
 app = get_app()
+FINAL_OUTCOMES = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def record_heartbeat(worker_id: str, queues: str) -> dict[str, Any]:
@@ -70,6 +72,8 @@ def run_training_job(job_id: int) -> dict[str, Any]:
     if outcome.publish and publish_job(outcome.job_id, outcome.queue):
         with session_scope() as session:
             mark_published(session=session, job_id=outcome.job_id)
+    if outcome.outcome in FINAL_OUTCOMES:  # the job's final state is committed: its round moves on
+        after_job_finished(outcome.job_id, sessions=get_sessionmaker())
     logger.info("job %s: %s %s", outcome.job_id, outcome.outcome, outcome.detail)
     return {"job_id": outcome.job_id, "outcome": outcome.outcome, "detail": outcome.detail}
 
@@ -77,6 +81,11 @@ def run_training_job(job_id: int) -> dict[str, Any]:
 @app.task(name=task_names.REAP_EXPIRED_LEASES, **SHORT_TASK_LIMITS)
 def reap_expired_leases() -> dict[str, Any]:
     return reap(settings=get_settings(), sessions=get_sessionmaker())
+
+
+@app.task(name=task_names.ADVANCE_ROUNDS, **SHORT_TASK_LIMITS)
+def advance_rounds() -> dict[str, Any]:
+    return advance_active_rounds(sessions=get_sessionmaker())
 
 
 @signals.worker_process_init.connect

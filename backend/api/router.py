@@ -16,6 +16,7 @@ from backend.api.routes import (
     queue,
     red_team,
     review,
+    rounds,
 )
 
 API_PREFIX = "/api/v1"
@@ -33,4 +34,5 @@ api_router.include_router(data.router)
 api_router.include_router(models.router)
 api_router.include_router(job_metrics.router)
 api_router.include_router(jobs.router)
+api_router.include_router(rounds.router)
 api_router.include_router(red_team.router)

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from backend.domain.enums import JobState, RoundState
 from backend.domain.errors import Conflict
+from backend.domain.round_states import ROUND_TRANSITIONS
 
-ROUND_TRANSITIONS: dict[RoundState, frozenset[RoundState]] = {
-    RoundState.draft: frozenset({RoundState.collecting, RoundState.cancelled}),
-    RoundState.collecting: frozenset({RoundState.training, RoundState.cancelled}),
-    RoundState.training: frozenset({RoundState.evaluating, RoundState.failed, RoundState.cancelled}),
-    RoundState.evaluating: frozenset({RoundState.completed, RoundState.failed, RoundState.cancelled}),
-    # A failed round may be resumed: its finished stages are kept and the failed one re-runs.
-    RoundState.failed: frozenset({RoundState.training, RoundState.cancelled}),
-    RoundState.completed: frozenset(),
-    RoundState.cancelled: frozenset(),
-}
+# The round lifecycle lives in backend/domain/round_states.py (issue 11).
 
 JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.queued: frozenset({JobState.running, JobState.cancelled, JobState.failed}),

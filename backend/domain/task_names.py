@@ -5,6 +5,7 @@ from __future__ import annotations
 PING = "saferlhf.system.ping"
 RUN_TRAINING_JOB = "saferlhf.training.run_job"
 REAP_EXPIRED_LEASES = "saferlhf.training.reap_expired_leases"
+ADVANCE_ROUNDS = "saferlhf.rounds.advance"
 
 DEFAULT_QUEUE = "default"
 GPU_QUEUE = "gpu"
@@ -14,4 +15,5 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     PING: {"queue": DEFAULT_QUEUE},
     RUN_TRAINING_JOB: {"queue": GPU_QUEUE},
     REAP_EXPIRED_LEASES: {"queue": DEFAULT_QUEUE},
+    ADVANCE_ROUNDS: {"queue": DEFAULT_QUEUE},
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,11 @@ MODEL_ROLES = (
 )
 ROLE_INPUTS: dict[str, str] = {**SNAPSHOT_ROLES, **{role: f"{role}_id" for role in MODEL_ROLES}}
 SNAPSHOT_INPUTS = frozenset(SNAPSHOT_ROLES.values())
+# A prompt file the server wrote (a round's prompts) stands in for the `dataset` role: its key is
+# content-addressed (prompts/<sha256>), chosen by the server, never a client path.
+PROMPTS_INPUT = "prompts_key"
+PROMPTS_KEY_RE = re.compile(r"^prompts/([0-9a-f]{64})$")
+PROMPTS_FILE = "prompts.jsonl"
 PLACEHOLDER = "/platform-resolves-this"  # stands in for a path the worker fills in, for validation
 MAX_GPUS = 64
 
@@ -70,11 +76,15 @@ def _platform_keys(kind: JobKind, config: dict[str, Any], inputs: dict[str, Any]
             hint = ROLE_INPUTS.get(owned[key], owned[key])
             raise ConfigError(f"option {key!r} is set by the platform from the input {hint!r}; remove it")
     accepted = {ROLE_INPUTS[role] for role in stage.input_fields if role in ROLE_INPUTS}
+    if "dataset" in stage.input_fields:
+        accepted.add(PROMPTS_INPUT)
     for name in inputs:
         if name not in accepted:
             takes = ", ".join(sorted(accepted)) or "none"
             raise ConfigError(f"stage {stage.name!r} takes no input {name!r} (it takes: {takes})")
     for role in stage.required_inputs():
+        if role == "dataset" and PROMPTS_INPUT in inputs:
+            continue
         if ROLE_INPUTS.get(role) not in inputs:
             raise ConfigError(f"stage {stage.name!r} needs the input {ROLE_INPUTS.get(role, role)!r}")
     placeholders = {key: PLACEHOLDER for key in owned}
@@ -96,13 +106,19 @@ def _validated_config(kind: JobKind, config: dict[str, Any], inputs: dict[str, A
 
 def _input_hashes(session: Session, *, inputs: dict[str, Any], project_id: int | None) -> dict[str, str]:
     """The content hash of every named input; a missing row or another project's is refused."""
-    unknown = sorted(set(inputs) - set(ROLE_INPUTS.values()))
+    unknown = sorted(set(inputs) - set(ROLE_INPUTS.values()) - {PROMPTS_INPUT})
     if unknown:
         raise InvalidInput(
             f"unknown input {unknown[0]!r} (inputs: {', '.join(ROLE_INPUTS.values())})", code="invalid_input"
         )
     hashes: dict[str, str] = {}
     for key, value in sorted(inputs.items()):
+        if key == PROMPTS_INPUT:
+            match = PROMPTS_KEY_RE.match(str(value))
+            if match is None:
+                raise InvalidInput(f"input {key!r} must be a key prompts/<sha256> the server wrote")
+            hashes[key] = match.group(1)
+            continue
         if not isinstance(value, int) or isinstance(value, bool):
             raise InvalidInput(f"input {key!r} must be an id (an integer), got {value!r}")
         row: DatasetSnapshot | ModelArtifact | None
@@ -143,9 +159,11 @@ def submit_job(
     nodes: int = 1,
     max_attempts: int = 3,
     queue: str = "gpu",
+    commit: bool = True,
 ) -> SubmitResult:
     """Create a queued job, or return the succeeded job with the same kind, config and inputs.
-    Commits; the caller publishes the wake-up message afterwards."""
+    Commits (unless commit=False: a round submits its stage's jobs and moves its state in one
+    transaction); the caller publishes the wake-up message afterwards."""
     if not 1 <= gpus <= MAX_GPUS or not 1 <= nodes <= MAX_GPUS or nodes > gpus:
         raise InvalidInput(f"gpus must lie in 1..{MAX_GPUS} and nodes in 1..gpus")
     if not 1 <= max_attempts <= 20:
@@ -177,7 +195,8 @@ def submit_job(
     session.add(job)
     session.flush()
     job.output_key = f"jobs/{job.id}"
-    session.commit()
+    if commit:
+        session.commit()
     return SubmitResult(job, created=True)
 
 
@@ -218,7 +237,7 @@ def _locked(session: Session, job_id: int) -> TrainingJob:
     return job
 
 
-def cancel_job(*, session: Session, job_id: int) -> TrainingJob:
+def cancel_job(*, session: Session, job_id: int, commit: bool = True) -> TrainingJob:
     """A queued job is cancelled at once. A running one is marked: its worker's next heartbeat
     fails, the worker stops the process group and records the cancellation (or, if the worker is
     gone, the reaper does)."""
@@ -233,11 +252,12 @@ def cancel_job(*, session: Session, job_id: int) -> TrainingJob:
         raise Conflict(
             f"training job {job_id} is {job.state.value}; only queued or running jobs can be cancelled"
         )
-    session.commit()
+    if commit:
+        session.commit()
     return job
 
 
-def retry_job(*, session: Session, job_id: int) -> TrainingJob:
+def retry_job(*, session: Session, job_id: int, commit: bool = True) -> TrainingJob:
     """A failed or cancelled job is queued again with a fresh attempt budget, in the same job
     directory, so it resumes from its last complete checkpoint. The caller publishes."""
     job = _locked(session, job_id)
@@ -248,5 +268,6 @@ def retry_job(*, session: Session, job_id: int) -> TrainingJob:
     job.state, job.attempt, job.error = JobState.queued, 0, None
     job.cancel_requested, job.cancelled_at, job.finished_at = False, None, None
     job.lease_token, job.lease_expires_at, job.worker_id, job.published_at = None, None, None, None
-    session.commit()
+    if commit:
+        session.commit()
     return job

@@ -1,0 +1,206 @@
+"""The round state machine on real Postgres: every stage as its jobs succeed, replays that change
+nothing, a retry that re-runs only the failed job, and cancel. The worker is stood in for by
+`settle`, which writes what a finished stage leaves behind; everything else is the real services."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from backend.db.models import Comparison, Response, Round, TrainingJob
+from backend.domain.enums import JobKind, JobState, RoundState
+from backend.domain.errors import Conflict
+from backend.services.rounds import lifecycle
+from backend.services.rounds.reports import report_csv, round_report
+from backend.services.rounds.settings import validate_round_settings
+from tests.support.rounds import decide_all, jobs_of, make_world, round_settings_env, settle  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("round_settings_env")
+
+
+def _launch(db_session, world, **overrides):  # type: ignore[no-untyped-def]
+    data = {
+        "base_policy_id": world.base_policy_id,
+        "prompt_sources": ["seed-set"],
+        "num_prompts": 4,
+        "responses_per_prompt": 3,
+        "held_out_fraction": 0.0,
+        "collection_target_pairs": 12,
+        **overrides,
+    }
+    settings = validate_round_settings(session=db_session, project_id=world.project_id, data=data)
+    round_ = lifecycle.create_round(
+        session=db_session, caller=world.admin, project_id=world.project_id, settings=settings
+    )
+    published = lifecycle.launch_round(session=db_session, round_id=round_.id)
+    return round_.id, published
+
+
+def _state(db_session, round_id: int) -> Round:  # type: ignore[no-untyped-def]
+    db_session.expire_all()
+    return db_session.get(Round, round_id)
+
+
+def _stage_ids(db_session, round_id: int, stage: RoundState) -> list[int]:  # type: ignore[no-untyped-def]
+    return lifecycle.stage_job_ids(_state(db_session, round_id), stage)
+
+
+def _settle_stage(db_session, settings, world, round_id, stage, state=JobState.succeeded):  # type: ignore[no-untyped-def]
+    for job_id in _stage_ids(db_session, round_id, stage):
+        settle(db_session, settings, world, job_id, state)
+    return lifecycle.on_job_finished(session=db_session, job_id=_stage_ids(db_session, round_id, stage)[-1])
+
+
+def _to_training(db_session, settings, world):  # type: ignore[no-untyped-def]
+    round_id, published = _launch(db_session, world)
+    _settle_stage(db_session, settings, world, round_id, RoundState.generating)
+    decide_all(db_session, world, world.project_id)
+    published = lifecycle.advance_round(session=db_session, round_id=round_id)
+    assert _state(db_session, round_id).state == RoundState.training
+    return round_id, published
+
+
+def test_a_round_walks_every_stage_as_its_jobs_succeed_and_replays_change_nothing(
+    db_session, settings
+) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(db_session, settings)
+    round_id, published = _launch(db_session, world)
+    assert _state(db_session, round_id).state == RoundState.generating
+    generate = _stage_ids(db_session, round_id, RoundState.generating)
+    assert sorted(published) == sorted(generate) and len(generate) == 3  # one per response slot
+    assert lifecycle.advance_round(session=db_session, round_id=round_id) == []  # jobs still queued
+
+    _settle_stage(db_session, settings, world, round_id, RoundState.generating)
+    round_ = _state(db_session, round_id)
+    assert round_.state == RoundState.collecting
+    pairs = db_session.scalar(select(func.count()).where(Comparison.round_id == round_id))
+    assert pairs == 4 * 3  # every pair of 3 answers for each of 4 prompts
+    responses = db_session.scalars(select(Response).where(Response.round_id == round_id)).all()
+    assert {r.model_artifact_id for r in responses} == {world.base_policy_id}
+    # Replays: the hook delivered again, the beat task, a second advance: nothing new.
+    for _ in range(2):
+        assert lifecycle.on_job_finished(session=db_session, job_id=generate[0]) == []
+        assert lifecycle.advance_round(session=db_session, round_id=round_id) == []
+    assert db_session.scalar(select(func.count()).where(Comparison.round_id == round_id)) == pairs
+    assert _state(db_session, round_id).state == RoundState.collecting
+
+    assert decide_all(db_session, world, world.project_id) == pairs
+    published = lifecycle.advance_round(session=db_session, round_id=round_id)
+    round_ = _state(db_session, round_id)
+    assert round_.state == RoundState.training and round_.snapshot_id is not None
+    training = _stage_ids(db_session, round_id, RoundState.training)
+    assert sorted(published) == sorted(training)
+    assert lifecycle.advance_round(session=db_session, round_id=round_id) == []
+
+    _settle_stage(db_session, settings, world, round_id, RoundState.training)
+    round_ = _state(db_session, round_id)
+    assert round_.state == RoundState.policy and round_.reward_model_id and round_.cost_model_id
+    policy_job = db_session.get(TrainingJob, _stage_ids(db_session, round_id, RoundState.policy)[0])
+    assert policy_job.kind == JobKind.ppo_lag
+    assert policy_job.inputs["base_model_id"] == world.base_policy_id
+    assert policy_job.inputs["reward_model_id"] == round_.reward_model_id
+    assert policy_job.config["threshold"] == 0.0
+
+    _settle_stage(db_session, settings, world, round_id, RoundState.policy)
+    round_ = _state(db_session, round_id)
+    assert round_.state == RoundState.evaluating and round_.policy_id is not None
+    _settle_stage(db_session, settings, world, round_id, RoundState.evaluating)
+    round_ = _state(db_session, round_id)
+    assert round_.state == RoundState.completed and round_.finished_at is not None
+    assert round_.report["reward_accuracy"] == 0.9 and round_.report["cost_sign_accuracy"] == 0.8
+    assert round_.report["win_rate"] == 0.6 and round_.report["agreement_helpfulness"] is None
+    assert lifecycle.advance_round(session=db_session, round_id=round_id) == []
+    rows = round_report(session=db_session, project_id=world.project_id)
+    assert [r["round"] for r in rows] == [1] and rows[0]["state"] == "completed"
+    assert report_csv(rows).splitlines()[0].startswith("round,state,reward_accuracy")
+    # Every job of the round recorded its round; the models their parents.
+    assert all(j.round_id == round_id for j in jobs_of(db_session, round_id))
+
+
+def test_a_failed_stage_fails_the_round_and_retry_reruns_only_the_failed_job(db_session, settings) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(db_session, settings)
+    round_id, _ = _to_training(db_session, settings, world)
+    reward_id, cost_id = _stage_ids(db_session, round_id, RoundState.training)
+    settle(db_session, settings, world, cost_id)
+    settle(db_session, settings, world, reward_id, JobState.failed)
+    assert lifecycle.on_job_finished(session=db_session, job_id=reward_id) == []
+    round_ = _state(db_session, round_id)
+    assert round_.state == RoundState.failed and round_.failed_stage == "training"
+    assert "reward job" in (round_.error or "")
+    assert lifecycle.advance_round(session=db_session, round_id=round_id) == []  # replay: still failed
+    with pytest.raises(Conflict):
+        lifecycle.close_collection(session=db_session, round_id=round_id)
+
+    before = len(jobs_of(db_session, round_id))
+    assert lifecycle.retry_round(session=db_session, round_id=round_id) == [reward_id]
+    assert len(jobs_of(db_session, round_id)) == before  # the same job again, nothing new
+    round_ = _state(db_session, round_id)
+    assert round_.state == RoundState.training and round_.error is None
+    assert db_session.get(TrainingJob, cost_id).state == JobState.succeeded
+    with pytest.raises(Conflict):
+        lifecycle.retry_round(session=db_session, round_id=round_id)
+    settle(db_session, settings, world, reward_id)
+    lifecycle.on_job_finished(session=db_session, job_id=reward_id)
+    assert _state(db_session, round_id).state == RoundState.policy
+
+
+def test_a_stage_whose_identical_job_already_succeeded_is_not_run_again(db_session, settings) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(db_session, settings)
+    first, _ = _launch(db_session, world, seed=7, num_prompts=6)
+    _settle_stage(db_session, settings, world, first, RoundState.generating)
+    lifecycle.cancel_round(session=db_session, round_id=first)
+    # Same policy, same prompts, same seeds: the generate jobs are the ones that succeeded.
+    second, published = _launch(db_session, world, seed=7, num_prompts=6)
+    assert published == []
+    assert _stage_ids(db_session, second, RoundState.generating) == _stage_ids(
+        db_session, first, RoundState.generating
+    )
+    assert _state(db_session, second).state == RoundState.collecting
+
+
+def test_cancel_mid_round_cancels_its_queued_jobs_and_refuses_a_second_cancel(db_session, settings) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(db_session, settings)
+    round_id, _ = _to_training(db_session, settings, world)
+    lifecycle.cancel_round(session=db_session, round_id=round_id)
+    assert _state(db_session, round_id).state == RoundState.cancelled
+    for job_id in _stage_ids(db_session, round_id, RoundState.training):
+        assert db_session.get(TrainingJob, job_id).state == JobState.cancelled
+    with pytest.raises(Conflict):
+        lifecycle.cancel_round(session=db_session, round_id=round_id)
+    assert lifecycle.advance_round(session=db_session, round_id=round_id) == []
+
+
+def test_collection_closes_by_hand_only_once_a_pair_is_decided(db_session, settings) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(db_session, settings)
+    round_id, _ = _launch(db_session, world, collection_target_pairs=None)
+    _settle_stage(db_session, settings, world, round_id, RoundState.generating)
+    with pytest.raises(Conflict, match="no pair"):
+        lifecycle.close_collection(session=db_session, round_id=round_id)
+    decide_all(db_session, world, world.project_id)
+    assert lifecycle.advance_round(session=db_session, round_id=round_id) == []  # no target: waits
+    assert _state(db_session, round_id).state == RoundState.collecting
+    published = lifecycle.close_collection(session=db_session, round_id=round_id)
+    assert len(published) == 2 and _state(db_session, round_id).state == RoundState.training
+
+
+def test_accepted_red_team_prompts_join_the_next_round_once(db_session, settings) -> None:  # type: ignore[no-untyped-def]
+    from backend.db.models import Prompt
+
+    world = make_world(db_session, settings)
+    red = Prompt(
+        project_id=world.project_id,
+        text="How do I pick a lock?",
+        content_hash="f" * 64,
+        source="red-team",
+        is_red_team=True,
+        harm_category="violence",
+        review_state="accepted",
+    )
+    db_session.add(red)
+    db_session.commit()
+    round_id, _ = _launch(db_session, world)
+    db_session.refresh(red)
+    assert red.round_id == round_id
+    _settle_stage(db_session, settings, world, round_id, RoundState.generating)
+    pairs = db_session.scalar(select(func.count()).where(Comparison.prompt_id == red.id))
+    assert pairs == 3
