@@ -17,7 +17,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from backend.db.models import ApiToken, ImportBatch, ModelArtifact, TrainingJob
+from backend.db.models import ApiToken, ImportBatch, ModelArtifact, Round, TrainingJob
 from backend.domain.enums import UserRole
 from backend.services.assignments import claim_next
 from backend.services.red_team import submit_red_team_prompt
@@ -149,6 +149,28 @@ MATRIX: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/api/v1/projects/{project_id}/red-team-prompts"): ANYONE,
     ("GET", "/api/v1/projects/{project_id}/red-team-prompts"): ANYONE,
     ("POST", "/api/v1/red-team-prompts/{prompt_id}/review"): STAFF,
+    # Rounds over REST (issue 11): admins only.
+    ("GET", "/api/v1/projects/{project_id}/rounds/presets"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/rounds"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/rounds"): ADMIN,
+    ("GET", "/api/v1/rounds/{round_id}"): ADMIN,
+    ("POST", "/api/v1/rounds/{round_id}/launch"): ADMIN,
+    ("POST", "/api/v1/rounds/{round_id}/cancel"): ADMIN,
+    ("POST", "/api/v1/rounds/{round_id}/retry"): ADMIN,
+    ("POST", "/api/v1/rounds/{round_id}/close-collection"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/rounds/report"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/rounds/report.csv"): ADMIN,
+    # Round pages (issue 11): admins only.
+    ("GET", "/admin/rounds"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/rounds"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/rounds/new"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/rounds"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/rounds/report"): ADMIN,
+    ("GET", "/admin/rounds/{round_id}"): ADMIN,
+    ("POST", "/admin/rounds/{round_id}/launch"): ADMIN,
+    ("POST", "/admin/rounds/{round_id}/cancel"): ADMIN,
+    ("POST", "/admin/rounds/{round_id}/retry"): ADMIN,
+    ("POST", "/admin/rounds/{round_id}/close-collection"): ADMIN,
 }
 BUILTIN = {"/openapi.json"}  # FastAPI's own, read-only
 # Valid bodies, so that probes reach the object lookup instead of stopping at validation.
@@ -266,9 +288,11 @@ def world(app, db_session, settings) -> World:  # type: ignore[no-untyped-def]
         text="A red-team probe prompt.",
         harm_category="violence",
     )
-    db_session.add_all([job, model])
+    round_ = Round(project_id=project.id, number=1)
+    db_session.add_all([job, model, round_])
     db_session.commit()
     ids = {
+        "round_id": round_.id,
         "prompt_id": red_team.id,
         "job_id": job.id,
         "model_id": model.id,
