@@ -27,6 +27,8 @@ from backend.web import (
     model_pages,
     red_team_pages,
     review_pages,
+    round_launcher,
+    round_pages,
 )
 from backend.web.api_docs import mount_api_docs_assets
 from backend.web.security import install_security_headers
@@ -81,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(account_pages.router)
     app.include_router(job_pages.router)
     app.include_router(model_pages.router)
+    app.include_router(round_launcher.router)
+    app.include_router(round_pages.router)
     app.include_router(red_team_pages.router)
     logging.getLogger(__name__).info("app created (environment=%s)", settings.environment)
     return app
