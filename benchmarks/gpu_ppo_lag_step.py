@@ -145,6 +145,7 @@ def build_trainer(shape: Shape, device: torch.device, bf16: bool, args: argparse
     )
     trainer.prompts = SyntheticPrompts(shape)
     trainer.eos, trainer.ptx, trainer.total_steps = [EOS], None, total
+    trainer.device = device  # prepare() would set it; this trainer skips prepare
     return trainer
 
 

@@ -153,15 +153,13 @@ class PolicyModels:
 
     @contextlib.contextmanager
     def generation_context(self) -> Iterator[None]:
-        """Under ZeRO-3 the actor's parameters are gathered once for the whole rollout (every
-        decode step then runs on local weights), not layer by layer at every token."""
-        if self.zero_stage != 3:
-            yield
-            return
-        import deepspeed
-
-        params = list(self.actor.model.parameters())
-        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+        """Under ZeRO-3 the actor's parameters are gathered once for the whole rollout, and decode
+        steps run on local weights, not layer by layer at every token (see
+        :meth:`DeepSpeedBackend.gathered_for_generation`)."""
+        if isinstance(self.actor, DeepSpeedBackend):
+            with self.actor.gathered_for_generation():
+                yield
+        else:
             yield
 
     def sampling_policy(self) -> nn.Module:

@@ -178,7 +178,7 @@ class PolicyPhases:
         if self.eval_prompts is None:
             return {}
         m = self.models
-        with m.actor.autocast():
+        with m.actor.autocast(), m.generation_context():
             out = sample_responses(
                 m.sampling_policy(),
                 m.tokenizer,

@@ -151,6 +151,34 @@ class DeepSpeedBackend:
         else:
             yield
 
+    @contextlib.contextmanager
+    def gathered_for_generation(self) -> Iterator[None]:
+        """Under ZeRO-3: the whole module gathered once, and DeepSpeed's per-module hooks taken off
+        while inside, so that decoding runs on local weights. With the hooks on, the post-forward
+        hook of every module re-partitions what was gathered and the next token gathers it again
+        (layer by layer, every token). The hooks are put back, with a fresh trace, on the way out.
+        Every rank must enter (the gather is a collective); the body itself runs no collective."""
+        if self.stage != 3:
+            yield
+            return
+        import deepspeed
+
+        zero = self.engine.optimizer
+        offload = getattr(zero, "parameter_offload", zero)
+        with deepspeed.zero.GatheredParameters(list(self.model.parameters())):
+            for param in self.model.parameters():
+                param.ds_active_sub_modules.clear()
+            for hook in [*offload.forward_hooks, *offload.backward_hooks]:
+                hook.remove()
+            offload.forward_hooks, offload.backward_hooks = [], []
+            try:
+                yield
+            finally:
+                coordinator = getattr(offload, "param_coordinator", None)
+                if coordinator is not None and not coordinator.is_invalid_trace():
+                    coordinator._invalidate_trace()
+                offload._register_deepspeed_module(offload.module)
+
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         """Full module weights (ZeRO-3 gathered); call on every rank, meaningful on rank 0."""
         with self._gathered():
