@@ -124,6 +124,12 @@ def _launcher(
 def new_round(project_id: int, request: Request, db: DbDep, principal: Admin) -> HTMLResponse:
     project = visible_project(db, user=principal.user, project_id=project_id)
     presets = round_presets(session=db, project_id=project.id)
+    policies = _policies(db, project.id)
+    if presets.get("base_policy_id") is None and policies:
+        # Round 1 has no previous policy: offer the project's first registered policy, which is
+        # the SFT model the loop starts from; the admin can still pick another.
+        first = [m for m in policies if m.project_id == project.id] or policies
+        presets["base_policy_id"] = first[-1].id
     return _launcher(request, db, principal, project, form_values(presets), {})
 
 

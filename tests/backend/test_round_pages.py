@@ -97,7 +97,7 @@ def test_the_launcher_is_prefilled_with_registered_policies_prompt_sets_and_red_
     page = client.get(f"/admin/projects/{made.project_id}/rounds/new")
     assert page.status_code == 200
     html = page.text
-    assert f'<option value="{made.base_policy_id}"' in html
+    assert f'<option value="{made.base_policy_id}" selected>' in html  # round 1: the SFT model
     assert re.search(r'value="seed-set"[^>]*>\s*seed-set <span class="muted-small">6 prompts', html)
     assert "1 accepted prompt not yet in a round enter" in html
     assert re.search(r'name="algorithm" value="ppo-lag" checked', html)
@@ -289,8 +289,8 @@ def test_the_report_page_tables_and_plots_every_round_and_links_the_exports(worl
             "lambda": 0.25 * number,
             "win_rate": 0.6,
             "arena": {"win_rate": 0.6, "by_safety": {}, "by_category": {}},
-            "agreement_helpfulness": 81.0,
-            "agreement_harmlessness": 90.0,
+            "agreement_helpfulness": 0.81,
+            "agreement_harmlessness": 0.9,
             "true_helpfulness": helpful,
             "true_unsafe_rate": unsafe,
         }
@@ -302,7 +302,13 @@ def test_the_report_page_tables_and_plots_every_round_and_links_the_exports(worl
     assert response.status_code == 200
     html = response.text
     assert "blob:" in response.headers["content-security-policy"]
-    assert html.count('<tr data-round="') == 2 and "71.0%" in html and "12.0%" in html and "0.500" in html
+    assert (
+        html.count('<tr data-round="') == 2
+        and "71.0%" in html
+        and "81.0%" in html
+        and "12.0%" in html
+        and "0.500" in html
+    )
     assert f'href="/api/v1/projects/{made.project_id}/rounds/report.csv"' in html
     assert f'href="/api/v1/projects/{made.project_id}/rounds/report"' in html
     assert '<script src="/vendor/plotly.min.js"></script>' in html and "round_report.js" in html

@@ -44,12 +44,13 @@
     root.appendChild(el);
     var layout = {
       title: { text: chart.title, font: { size: 13 } },
-      margin: { l: 52, r: 12, t: 36, b: 40 },
-      height: 280,
+      // A legend goes below the axis title, so the bottom margin grows with it.
+      margin: { l: 52, r: 12, t: 36, b: traces.length > 1 ? 92 : 40 },
+      height: traces.length > 1 ? 320 : 280,
       xaxis: { title: { text: "round" }, dtick: 1 },
       yaxis: chart.percent ? { tickformat: ".0%" } : {},
       showlegend: traces.length > 1,
-      legend: { orientation: "h", y: -0.25, font: { size: 10 } }
+      legend: { orientation: "h", x: 0, y: -0.3, yanchor: "top", font: { size: 10 } }
     };
     var config = {
       displaylogo: false,
