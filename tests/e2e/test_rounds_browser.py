@@ -18,13 +18,13 @@ from playwright.sync_api import BrowserContext, Page, expect
 from sqlalchemy import create_engine, update
 from sqlalchemy.orm import Session
 
-from backend.db.models import ModelArtifact, Prompt, Round, TrainingJob, User
+from backend.db.models import Comparison, ModelArtifact, Project, Prompt, Round, TrainingJob, User
 from backend.domain.enums import ArtifactKind, JobKind, JobState, RoundState, UserRole
 from backend.services.imports.rows import content_hash
 from backend.services.users import create_user
 from tests.e2e.helpers import login_with_keyboard
 from tests.factories import DEFAULT_PASSWORD
-from tests.factories.annotation import make_project
+from tests.factories.annotation import make_comparisons, make_project
 from tests.support.live_server import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -147,6 +147,13 @@ def _generating_round(seeded: Seeded) -> tuple[int, list[int]]:
         "_run": {"jobs": {"generating": [j.id for j in jobs]}, "prompt_count": 8},
     }
     session.commit()
+    # The pairs generation made (8 prompts x 3 answers), 9 of them decided already.
+    pairs = make_comparisons(
+        session, session.get(Project, seeded.project_id), 24, overlap=1, round_id=round_.id
+    )
+    decided = [c.id for c in pairs[:9]]
+    session.execute(update(Comparison).where(Comparison.id.in_(decided)).values(submitted_count=1))
+    session.commit()
     return round_.id, [j.id for j in jobs]
 
 
@@ -191,7 +198,7 @@ def test_the_round_page_follows_job_progress_and_stage_changes_live_without_a_re
     )
     expect(page.locator('#round-actions form[data-when="collecting"]')).to_be_visible()
     expect(first.locator(".job-state .badge")).to_have_text("succeeded")
-    page.screenshot(path=str(screenshots / "admin-round.png"), full_page=True)
+    expect(page.locator("#round-decided")).to_have_text("9")
 
     reward = TrainingJob(
         kind=JobKind.reward,
@@ -212,6 +219,7 @@ def test_the_round_page_follows_job_progress_and_stage_changes_live_without_a_re
     )
     expect(page.locator('#round-actions form[data-when="collecting"]')).to_be_hidden()
     expect(page.locator("#round-state .badge")).to_have_text("training")
+    page.screenshot(path=str(screenshots / "admin-round.png"), full_page=True)
 
     session.execute(update(Round).where(Round.id == round_id).values(state=RoundState.cancelled))
     session.commit()

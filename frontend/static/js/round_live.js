@@ -75,7 +75,7 @@
     var step = cell("–");
     step.className = "job-step";
     tr.appendChild(step);
-    tr.appendChild(cell(""));
+    tr.appendChild(cell("–"));
     table.tBodies[0].appendChild(tr);
     var empty = document.getElementById("no-jobs");
     if (empty) { empty.remove(); }
