@@ -246,3 +246,16 @@ def test_the_review_page_lists_pending_prompts_and_its_buttons_accept_and_reject
     assert f'data-prompt-id="{ids[0]}"' in accepted and f'data-prompt-id="{ids[1]}"' not in accepted
     db_session.expire_all()
     assert db_session.get(Prompt, ids[1]).review_state == "rejected"
+
+
+def test_the_intake_page_of_a_project_you_are_not_in_is_not_found(app, team, db_session) -> None:  # type: ignore[no-untyped-def]
+    other = make_project(db_session, team["admin"], members=[team["bob"]])
+    client = TestClient(app, follow_redirects=False)
+    login(client, team["alice"].email)
+    csrf = csrf_of(db_session, team["alice"])
+    assert client.get(f"/red-team?project={other.id}").status_code == 404
+    sent = client.post(
+        f"/red-team/{other.id}", data={"csrf_token": csrf, "prompt": WEAPON, "harm_category": "violence"}
+    )
+    assert sent.status_code == 404
+    assert client.get(f"/red-team?project={team['project'].id}").status_code == 200
