@@ -18,14 +18,18 @@ DEMO_STATE ?= .dev/services
 TEST_STATE ?= .dev/test-services
 PORT ?= 8000
 SERVE ?= 1
+# Toy-world rounds the demo runs through the API (scripts/demo_rounds.py); 0 skips them.
+ROUNDS ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: help install services services-down services-status migrate demo test lint typecheck \
         importlint migration-check pytest browser clean
 
 help:
-	@echo "make demo            start Postgres + Valkey, migrate, create an admin, serve the app and a worker"
-	@echo "make demo SERVE=0    the same set-up, then exit"
+	@echo "make demo            start Postgres + Valkey, migrate, create an admin, serve the app and a worker,"
+	@echo "                     and run ROUNDS (default 2) toy-world rounds in the background"
+	@echo "make demo SERVE=0    the same set-up and rounds, headless; print the table and exit"
+	@echo "make demo ROUNDS=0   no rounds (with SERVE=0: set up and exit)"
 	@echo "make test            lint, types, import contracts, migrations and the whole test suite"
 	@echo "make services        start the embedded Postgres and Valkey (or use DATABASE_URL / REDIS_URL)"
 	@echo "make services-down   stop them"
@@ -54,7 +58,7 @@ migrate: install
 	@scripts/with_services.sh $(DEMO_STATE) fixed keep -- $(BIN)/saferlhf migrate
 
 demo: install
-	@SERVE=$(SERVE) PORT=$(PORT) DEMO_STATE=$(DEMO_STATE) scripts/demo.sh
+	@SERVE=$(SERVE) ROUNDS=$(ROUNDS) PORT=$(PORT) DEMO_STATE=$(DEMO_STATE) scripts/demo.sh
 
 lint: install
 	$(BIN)/ruff check .

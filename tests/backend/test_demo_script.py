@@ -22,6 +22,7 @@ def test_ctrl_c_stops_the_running_demo_and_everything_it_started_with_exit_statu
     with services_dir() as root:
         env = child_env(
             SERVE="1",
+            ROUNDS="0",  # the rounds have their own test (tests/simulate/test_round_end_to_end.py)
             PORT=str(free_port()),
             DEMO_STATE=str(root / "svc"),
             DEV_PG_PORT="auto",
