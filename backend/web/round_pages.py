@@ -6,6 +6,7 @@ their state and call them (docs/rounds.md)."""
 from __future__ import annotations
 
 import logging
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -212,10 +213,22 @@ def close_page(round_id: int, request: Request, db: DbDep, principal: Admin) -> 
     return _act(request, db, principal, round_id, "close")
 
 
+def finite(value: Any) -> Any:
+    """The report with NaN and infinities as None: a diverged run can log them, and the JSON the
+    charts parse has no way to spell them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
 @router.get("/admin/projects/{project_id}/rounds/report", response_class=HTMLResponse)
 def report_page(project_id: int, request: Request, db: DbDep, principal: Admin) -> HTMLResponse:
     project = visible_project(db, user=principal.user, project_id=project_id)
-    rows = round_report(session=db, project_id=project.id)
+    rows = [finite(row) for row in round_report(session=db, project_id=project.id)]
     response = render(request, "rounds/report.html", principal, {"project": project, "rows": rows})
     response.headers["Content-Security-Policy"] = CHART_PAGE_CSP
     return response

@@ -323,3 +323,10 @@ def test_pages_of_a_round_the_project_does_not_have_are_not_found(world) -> None
     _, client, _ = world
     assert client.get("/admin/rounds/999999").status_code == 404
     assert client.get("/admin/projects/999999/rounds/new").status_code == 404
+
+
+def test_report_values_a_diverged_run_logged_as_nan_or_infinite_are_shown_as_missing() -> None:
+    from backend.web.round_pages import finite
+
+    row = {"lambda": float("nan"), "arena": {"by_safety": {"x": float("inf")}}, "runs": [1.5, float("-inf")]}
+    assert finite(row) == {"lambda": None, "arena": {"by_safety": {"x": None}}, "runs": [1.5, None]}
