@@ -259,3 +259,24 @@ def test_the_intake_page_of_a_project_you_are_not_in_is_not_found(app, team, db_
     )
     assert sent.status_code == 404
     assert client.get(f"/red-team?project={team['project'].id}").status_code == 200
+
+
+def test_the_typed_client_submits_lists_and_reviews_red_team_prompts(client, team, db_session) -> None:  # type: ignore[no-untyped-def]
+    from saferlhf_client import Client
+    from saferlhf_client.errors import Conflict as ClientConflict
+
+    def as_(name: str) -> Client:
+        return Client(
+            "http://testserver", team["h"][name]["Authorization"].removeprefix("Bearer "), http=client
+        )
+
+    project_id = team["project"].id
+    alice, reviewer = as_("alice"), as_("reviewer")
+    made = alice.submit_red_team_prompt(project_id, WEAPON, "drugs_weapons")
+    assert made["review_state"] == "pending"
+    with pytest.raises(ClientConflict):
+        alice.submit_red_team_prompt(project_id, WEAPON, "violence")
+    pending = reviewer.red_team_prompts(project_id, review_state="pending")
+    assert [p["id"] for p in pending["prompts"]] == [made["id"]]
+    assert reviewer.review_red_team_prompt(made["id"], "accept")["review_state"] == "accepted"
+    assert alice.red_team_prompts(project_id)["counts"]["accepted"] == 1
