@@ -296,7 +296,7 @@ def test_the_report_draws_charts_across_rounds_that_save_as_png_and_the_launcher
     context.close()
 
 
-def test_an_annotator_writes_a_red_team_prompt_from_the_keyboard_and_sees_it_counted(
+def test_an_annotator_writes_a_red_team_prompt_from_the_keyboard_and_an_admin_accepts_it(
     browser, server: LiveServer, seeded: Seeded, screenshots: Path
 ) -> None:  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -328,3 +328,27 @@ def test_an_annotator_writes_a_red_team_prompt_from_the_keyboard_and_sees_it_cou
     expect(page.locator("#count-submitted")).to_have_text("1")
     assert attempted == [] and _unexpected(problems) == []
     context.close()
+
+    # An admin accepts it from the review list with the keyboard; the author then sees it counted.
+    staff = browser.new_context(viewport={"width": 1280, "height": 900})
+    review = staff.new_page()
+    login_with_keyboard(review, server, seeded.admin.email, DEFAULT_PASSWORD)
+    review.wait_for_url("**/admin")
+    review.goto(f"{server.url}/review/red-team?project={seeded.project_id}")
+    row = review.locator("#review-prompts tbody tr")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Ann Otator")
+    review.screenshot(path=str(screenshots / "review-red-team.png"), full_page=True)
+    row.get_by_role("button", name=re.compile("^Accept prompt")).focus()
+    review.keyboard.press("Enter")
+    expect(review.locator(".alert-ok")).to_contain_text("Prompt accepted")
+    expect(review.locator("#review-prompts")).to_have_count(0)
+    staff.close()
+    author = browser.new_context(viewport={"width": 1280, "height": 900})
+    mine = author.new_page()
+    login_with_keyboard(mine, server, seeded.annotator.email, DEFAULT_PASSWORD)
+    mine.wait_for_url("**/annotate/**")
+    mine.goto(f"{server.url}/red-team")
+    expect(mine.locator("#count-accepted")).to_have_text("1")
+    expect(mine.locator("#my-prompts .badge")).to_have_text("accepted")
+    author.close()
