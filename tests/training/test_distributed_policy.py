@@ -56,7 +56,7 @@ def torchrun(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     """``torchrun --nproc_per_node 2 -m training ARGS`` on CPU (gloo)."""
     launcher = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert launcher, "torchrun is not installed next to this python"
-    cmd = [launcher, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port())]
+    cmd = [launcher, "--standalone", "--nproc_per_node", "2"]  # standalone: torchrun picks a free port
     return subprocess.run(
         [*cmd, "-m", "training", *args],
         cwd=REPO,
@@ -135,19 +135,39 @@ def test_zero2_lambda_and_episode_cost_are_equal_on_both_ranks_after_every_step(
     assert [e["seq"] for e in events] == list(range(len(events)))  # one events stream, from rank 0
 
 
-def test_zero3_lambda_and_episode_cost_are_equal_on_both_ranks_after_every_step(
-    micro_rl: dict, tmp_path: Path
-) -> None:
-    out = tmp_path / "zero3"
+@pytest.fixture(scope="module")
+def zero3_run(micro_rl: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same at ZeRO-3 (frozen networks partitioned too), 4 steps."""
+    out = tmp_path_factory.mktemp("zero3") / "run"
     ok(
         torchrun(
             [
                 "ppo-lag",
-                *_rl_args(micro_rl, out, zero_stage=3, max_steps=3, save_steps=1, save_total_limit=10),
+                *_rl_args(micro_rl, out, zero_stage=3, max_steps=4, save_steps=1, save_total_limit=10),
             ]
         )
     )
-    _assert_lambda_and_window_agree(out, 3)
+    return out
+
+
+def test_zero3_lambda_and_episode_cost_are_equal_on_both_ranks_after_every_step(zero3_run: Path) -> None:
+    _assert_lambda_and_window_agree(zero3_run, 4)
+
+
+def test_a_stopped_zero3_run_resumes_onto_the_uninterrupted_trajectory(
+    micro_rl: dict, tmp_path: Path, zero3_run: Path
+) -> None:
+    """Every parameter's ZeRO-3 partition (fp32 master and Adam moments) comes back, including the
+    one-element score-head bias whose second partition is all padding."""
+    out = tmp_path / "stopped"
+    args = ["ppo-lag", *_rl_args(micro_rl, out, zero_stage=3, max_steps=4, save_steps=2)]
+    assert torchrun(args, TRAINING_TEST_CRASH_AFTER_STEP="2").returncode != 0
+    ok(torchrun(args))
+    expected, got = step_metrics(zero3_run, *TRAJECTORY), step_metrics(out, *TRAJECTORY)
+    assert sorted(got) == [1, 2, 3, 4]
+    for step in (3, 4):
+        for key in TRAJECTORY:
+            assert got[step][key] == pytest.approx(expected[step][key], abs=1e-6), (step, key)
 
 
 def test_first_step_losses_at_world_size_two_match_the_single_process_run(

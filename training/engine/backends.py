@@ -256,6 +256,26 @@ class DeepSpeedBackend:
             state["step"] = torch.tensor(float(adam_step))
         self._link_optimizer_states()
         for name, param in self.engine.module.named_parameters():
+            if hasattr(param, "ds_id"):  # ZeRO-3
+                _set_zero3_partition(zero, param, tensors[f"fp32/{name}"], None)
+                for key in ("exp_avg", "exp_avg_sq"):
+                    _set_zero3_partition(zero, param, tensors[f"{key}/{name}"], key)
+                continue
             safe_set_full_fp32_param(param, tensors[f"fp32/{name}"].to(self.device))
             for key in ("exp_avg", "exp_avg_sq"):
                 safe_set_full_optimizer_state(param, tensors[f"{key}/{name}"].to(self.device), key)
+
+
+def _set_zero3_partition(zero: Any, param: nn.Parameter, value: torch.Tensor, key: str | None) -> None:
+    """This rank's slice of a full fp32 tensor into its ZeRO-3 partition (master weight or an Adam
+    moment). DeepSpeed's own ``set_full_hp_param`` (0.19) reads past the end of a parameter whose
+    last partition is padding (fewer elements than ranks × partition size) and fails; the padding
+    is left as it is here."""
+    if not param.requires_grad:
+        return
+    part, _ = zero._get_fp32_opt_state_partition(param, release_swap_buffers=False, optim_state_key=key)
+    flat = value.flatten()
+    start = part.numel() * zero._get_param_partition_rank(param)
+    count = max(0, min(part.numel(), flat.numel() - start))
+    if count:
+        part.data[:count].copy_(flat[start : start + count].to(part.device, part.dtype))
