@@ -45,6 +45,17 @@ FLOAT_FIELDS = (
     "held_out_fraction",
 )
 STAGE_FIELDS = ("reward_config", "cost_config", "policy_config", "evaluate_config")
+# The hyperparameters people change most, as fields of their own; the rest of a stage's settings
+# stay in its JSON box. An empty field leaves the key out, so the stage's own default applies.
+MAIN_FIELDS: dict[str, tuple[tuple[str, str, type[int] | type[float]], ...]] = {
+    "reward_config": (("learning_rate", "Learning rate", float), ("epochs", "Epochs", int)),
+    "cost_config": (("learning_rate", "Learning rate", float), ("epochs", "Epochs", int)),
+    "policy_config": (
+        ("actor_learning_rate", "Actor learning rate", float),
+        ("kl_coeff", "KL coefficient", float),
+        ("max_steps", "Max steps", int),
+    ),
+}
 ALGORITHMS = (
     ("ppo-lag", "PPO-Lag (Safe RLHF)", "Maximises reward with the cost kept under the threshold; λ adapts."),
     ("ppo", "PPO", "Reward only; the cost model is not used."),
@@ -91,11 +102,19 @@ def _red_team_waiting(db: Session, project_id: int) -> int:
     )
 
 
+def main_name(stage: str, key: str) -> str:
+    return f"{stage}__{key}"
+
+
 def form_values(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings as the form shows them: stage configs as indented JSON, None as empty."""
     values: dict[str, Any] = {k: ("" if v is None else v) for k, v in settings.items()}
-    for key in STAGE_FIELDS:
-        values[key] = json.dumps(settings.get(key) or {}, indent=2, sort_keys=True)
+    for stage in STAGE_FIELDS:
+        config = dict(settings.get(stage) or {})
+        for key, _, _ in MAIN_FIELDS.get(stage, ()):
+            value = config.pop(key, None)
+            values[main_name(stage, key)] = "" if value is None else value
+        values[stage] = json.dumps(config, indent=2, sort_keys=True)
     values["collection_mode"] = "manual" if settings.get("collection_target_pairs") is None else "pairs"
     return values
 
@@ -116,6 +135,10 @@ def _launcher(
         "sources": _sources(db, project.id),
         "red_team_waiting": _red_team_waiting(db, project.id),
         "algorithms": ALGORITHMS,
+        "main_fields": {
+            stage: [(main_name(stage, key), label) for key, label, _ in fields]
+            for stage, fields in MAIN_FIELDS.items()
+        },
     }
     return render(request, "rounds/new.html", principal, context, status=422 if errors else 200)
 
@@ -176,8 +199,14 @@ def parse_launcher_form(form: FormData) -> tuple[dict[str, Any], dict[str, Any],
         data[key] = _number(raw[key], int, errors, key)
     for key in FLOAT_FIELDS:
         data[key] = _number(raw[key], float, errors, key)
-    for key in STAGE_FIELDS:
-        data[key] = _stage_config(raw[key], errors, key)
+    for stage in STAGE_FIELDS:
+        config = _stage_config(raw[stage], errors, stage)
+        for key, _, cast in MAIN_FIELDS.get(stage, ()):
+            raw[main_name(stage, key)] = typed = form_text(form, main_name(stage, key)).strip()
+            value = _number(typed, cast, errors, main_name(stage, key)) if typed else None
+            if config is not None and value is not None:
+                config[key] = value
+        data[stage] = config
     data["base_policy_id"] = _number(raw["base_policy_id"], int, {}, "") if raw["base_policy_id"] else None
     if raw["collection_mode"] == "manual":
         data["collection_target_pairs"] = None

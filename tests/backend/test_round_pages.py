@@ -330,3 +330,28 @@ def test_report_values_a_diverged_run_logged_as_nan_or_infinite_are_shown_as_mis
 
     row = {"lambda": float("nan"), "arena": {"by_safety": {"x": float("inf")}}, "runs": [1.5, float("-inf")]}
     assert finite(row) == {"lambda": None, "arena": {"by_safety": {"x": None}}, "runs": [1.5, None]}
+
+
+def test_the_main_hyperparameters_are_fields_merged_into_their_stage_and_checked_as_numbers(
+    world, db_session
+) -> None:  # type: ignore[no-untyped-def]
+    made, client, csrf = world
+    refused = client.post(
+        f"/admin/projects/{made.project_id}/rounds",
+        data=_valid_form(made, csrf, reward_config__epochs="two", policy_config__kl_coeff="0.05"),
+    )
+    assert refused.status_code == 422
+    assert field_errors(refused.text) == {"reward_config__epochs": "enter a whole number"}
+    assert 'name="reward_config__epochs" type="text" inputmode="decimal" value="two"' in refused.text
+    assert 'name="policy_config__kl_coeff" type="text" inputmode="decimal" value="0.05"' in refused.text
+
+    launched = client.post(
+        f"/admin/projects/{made.project_id}/rounds",
+        data=_valid_form(made, csrf, launch="0", policy_config__kl_coeff="0.05", reward_config__epochs="3"),
+    )
+    assert launched.status_code == 303, launched.text
+    round_id = int(re.match(r"/admin/rounds/(\d+)", launched.headers["location"]).group(1))
+    db_session.expire_all()
+    config = db_session.get(Round, round_id).config
+    assert config["policy_config"]["kl_coeff"] == 0.05 and config["reward_config"] == {"epochs": 3}
+    assert "learning_rate" not in config["cost_config"]  # an empty field leaves the stage's default
