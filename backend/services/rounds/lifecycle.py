@@ -25,6 +25,7 @@ from backend.domain.round_states import NEXT_STATE, can_move
 from backend.services.jobs_submit import cancel_job, retry_job, submit_job
 from backend.services.rounds import generation, stages
 from backend.services.rounds.settings import RoundSettings, is_toyworld
+from backend.services.rounds.splits import split_snapshot
 
 RUN = "_run"  # round.config key of the bookkeeping: prompt files and each stage's job ids
 ACTIVE_JOB_STATES = (JobState.queued, JobState.running)
@@ -258,8 +259,19 @@ def _advance_collecting(session: Session, round_: Round) -> list[int]:
         return []
     if snapshot.row_count == 0:
         raise DomainError("no decided pair has a clear preference yet: nothing to train on", code="no_data")
+    settings = settings_of(round_)
+    split = split_snapshot(
+        session,
+        artifacts_dir=get_settings().artifacts_dir,
+        snapshot=snapshot,
+        fraction=settings.held_out_fraction,
+    )
+    _set_run(round_, train_snapshot_id=split.train_id, heldout_snapshot_id=split.heldout_id)
     specs = stages.model_specs(
-        settings_of(round_), base_model_id=int(run_of(round_)["supervised_base_id"]), snapshot_id=snapshot.id
+        settings,
+        base_model_id=int(run_of(round_)["supervised_base_id"]),
+        snapshot_id=split.train_id,
+        eval_snapshot_id=split.heldout_id,
     )
     created = _submit(session, round_, RoundState.training, specs)
     closed = round_.collection_closed_at or utcnow()
@@ -287,7 +299,7 @@ def _advance_training(session: Session, round_: Round) -> list[int]:
         reward_model_id=reward.id,
         cost_model_id=cost.id,
         prompts_key=str(run_of(round_)["prompts_key"]),
-        snapshot_id=int(round_.snapshot_id or 0),
+        snapshot_id=int(run_of(round_).get("train_snapshot_id") or round_.snapshot_id or 0),
         toy=is_toyworld(session, round_.project_id),
     )
     created = _submit(session, round_, RoundState.policy, [spec])

@@ -69,9 +69,14 @@ def generate_specs(settings: RoundSettings, *, policy_id: int, prompts_key: str,
     ]
 
 
-def model_specs(settings: RoundSettings, *, base_model_id: int, snapshot_id: int) -> list[JobSpec]:
-    """The reward and cost models, both from the same base model on the same snapshot."""
+def model_specs(
+    settings: RoundSettings, *, base_model_id: int, snapshot_id: int, eval_snapshot_id: int | None = None
+) -> list[JobSpec]:
+    """The reward and cost models, both from the same base model on the same snapshot, scored on
+    its held-out part."""
     inputs = {"base_model_id": base_model_id, "snapshot_id": snapshot_id}
+    if eval_snapshot_id is not None:
+        inputs["eval_snapshot_id"] = eval_snapshot_id
     return [
         JobSpec(JobKind.reward, {"seed": settings.seed, **settings.reward_config}, dict(inputs)),
         JobSpec(JobKind.cost, {"seed": settings.seed, **settings.cost_config}, dict(inputs)),
