@@ -106,3 +106,19 @@ def test_a_draft_round_launches_later_and_the_next_presets_follow_the_last_round
     assert launched["state"] == "generating" and len(launched["jobs"]) == 3
     presets = client.get(f"/api/v1/projects/{world.project_id}/rounds/presets", headers=headers).json()
     assert presets["seed"] == 2  # the next round samples differently
+    assert presets["policy_config"] == {"preset": "beaver-v2"}  # the paper's second-round PPO-Lag
+
+
+def test_the_presets_of_every_algorithm_pass_its_stages_validation(client, db_session, settings) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(db_session, settings)
+    headers = token_headers(db_session, world.admin)
+    for algorithm in ("ppo-lag", "ppo", "reward-shaping", "dpo"):
+        presets = client.get(
+            f"/api/v1/projects/{world.project_id}/rounds/presets",
+            params={"algorithm": algorithm},
+            headers=headers,
+        ).json()
+        assert presets["algorithm"] == algorithm
+        body = {"settings": presets | {"base_policy_id": world.base_policy_id}, "launch": False}
+        response = client.post(f"/api/v1/projects/{world.project_id}/rounds", json=body, headers=headers)
+        assert response.status_code == 201, (algorithm, response.json())

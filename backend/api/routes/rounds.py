@@ -29,7 +29,12 @@ from backend.edge.deps import DbDep, Principal, SettingsDep, require
 from backend.services.access import visible_project
 from backend.services.rounds import lifecycle
 from backend.services.rounds.reports import report_csv, round_report
-from backend.services.rounds.settings import InvalidRoundSettings, round_presets, validate_round_settings
+from backend.services.rounds.settings import (
+    Algorithm,
+    InvalidRoundSettings,
+    round_presets,
+    validate_round_settings,
+)
 
 router = APIRouter(tags=["rounds"], responses=ERROR_RESPONSES)
 Admin = Annotated[Principal, Depends(require(UserRole.admin, scope=TokenScope.admin))]
@@ -105,9 +110,12 @@ def _invalid(exc: InvalidRoundSettings) -> JSONResponse:
 
 
 @router.get("/projects/{project_id}/rounds/presets", summary="Pre-filled settings of the next round")
-def read_presets(project_id: int, db: DbDep, principal: AdminReader) -> dict[str, Any]:
+def read_presets(
+    project_id: int, db: DbDep, principal: AdminReader, algorithm: Algorithm = "ppo-lag"
+) -> dict[str, Any]:
+    """`algorithm` picks the policy stage's options (each stage refuses the others')."""
     visible_project(db, user=principal.user, project_id=project_id)
-    return round_presets(session=db, project_id=project_id)
+    return round_presets(session=db, project_id=project_id, algorithm=algorithm)
 
 
 @router.get(

@@ -110,8 +110,22 @@ def _sources(session: Session, project_id: int) -> list[str]:
     return [s for s in rows if not s.endswith(HELDOUT_SUFFIX)]
 
 
-def round_presets(*, session: Session, project_id: int) -> dict[str, Any]:
-    """The pre-filled settings of the project's next round (editable before launch)."""
+TOY_DPO = {**TOY_SUPERVISED, "learning_rate": 1e-4}
+
+
+def _policy_preset(algorithm: str, *, toy: bool, number: int) -> dict[str, Any]:
+    """Each algorithm's own options: a config of one is refused by another's stage."""
+    if algorithm == "dpo":
+        return dict(TOY_DPO) if toy else {}
+    if toy:
+        return dict(TOY_POLICY)
+    # The paper's per-round PPO-Lag settings (§6.7): beaver-v1, -v2, then -v3.
+    return {"preset": f"beaver-v{min(number, 3)}"} if algorithm == "ppo-lag" else {}
+
+
+def round_presets(*, session: Session, project_id: int, algorithm: Algorithm = "ppo-lag") -> dict[str, Any]:
+    """The pre-filled settings of the project's next round (editable before launch), with the
+    policy stage's options for `algorithm`."""
     done = last_round(session, project_id, completed=True)
     latest = last_round(session, project_id)
     number = (latest.number if latest is not None else 0) + 1
@@ -120,15 +134,14 @@ def round_presets(*, session: Session, project_id: int) -> dict[str, Any]:
         base_policy_id=done.policy_id if done is not None else None,
         prompt_sources=_sources(session, project_id)[:1],
         seed=number,
+        algorithm=algorithm,
+        policy_config=_policy_preset(algorithm, toy=toy, number=number),
     )
     if toy:
         settings.reward_config = dict(TOY_SUPERVISED)
         settings.cost_config = dict(TOY_SUPERVISED)
-        settings.policy_config = dict(TOY_POLICY)
         settings.evaluate_config = dict(TOY_EVALUATE)
     else:
-        # The paper's per-round PPO-Lag settings (§6.7): beaver-v1, -v2, then -v3.
-        settings.policy_config = {"preset": f"beaver-v{min(number, 3)}"}
         settings.max_new_tokens = 256
     return settings.model_dump()
 
