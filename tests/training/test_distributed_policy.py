@@ -11,6 +11,7 @@ DPO export a model ``from_pretrained`` loads.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -247,12 +248,18 @@ def test_ppo_and_reward_shaping_at_world_size_two_export_a_loadable_model(
 def test_dpo_at_world_size_two_under_the_deepspeed_launcher_exports_a_loadable_model(
     micro_rl: dict, tmp_path: Path
 ) -> None:
+    """ZeRO-3, the reference partitioned too, and 9 eval pairs in batches of 4: one rank evaluates
+    two batches, the other one (its forwards must not wait for the other rank's)."""
     launcher = shutil.which("deepspeed", path=str(Path(sys.executable).parent))
     assert launcher, "the deepspeed launcher is not installed next to this python"
     out = tmp_path / "dpo"
+    eval_pairs = tmp_path / "eval_pairs.jsonl"
+    eval_pairs.write_text("".join(Path(micro_rl["pairs_test"]).read_text().splitlines(keepends=True)[:9]))
     args = {
         "model_name_or_path": micro_rl["actor"],
         "train_data": micro_rl["pairs"],
+        "eval_data": eval_pairs,
+        "per_device_eval_batch_size": 4,
         "output_dir": out,
         "max_steps": 2,
         "per_device_train_batch_size": 4,
@@ -274,4 +281,6 @@ def test_dpo_at_world_size_two_under_the_deepspeed_launcher_exports_a_loadable_m
     )
     ok(done)
     assert "dist_world_size=2" in done.stdout + done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["train/steps"] == 2 and "eval/reward_accuracy" in summary
     _assert_exported_causal_lm(out)

@@ -10,6 +10,7 @@ loss = -log σ(β·(Δ_w - Δ_l)). Logged: ``reward`` (β·Δ), ``better/worse_s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import cast
@@ -144,6 +145,25 @@ class DPOTask(Task):
         )
         device = next(iter(model.parameters())).device
         totals = torch.zeros(len(keys) + 1, dtype=torch.float64, device=device)  # sums, then pairs
+        with self._local_reference():
+            totals = self._eval_totals(model, batches, keys, totals)
+        totals = all_reduce_sum(totals)
+        pairs = max(1.0, float(totals[-1]))
+        return {key: float(totals[i]) / pairs for i, key in enumerate(keys)}
+
+    def _local_reference(self) -> contextlib.AbstractContextManager[None]:
+        """Under ZeRO-3 the reference, like the policy, runs on gathered local weights during
+        evaluation: ranks may hold different numbers of eval batches."""
+        if not self.reference_partitioned:
+            return contextlib.nullcontext()
+        from training.engine.backends import zero3_local_weights
+
+        return zero3_local_weights(self.reference, self.reference_engine.optimizer)
+
+    def _eval_totals(
+        self, model: nn.Module, batches: Iterable[Batch], keys: tuple[str, ...], totals: torch.Tensor
+    ) -> torch.Tensor:
+        device = totals.device
         for batch in batches:
             loss, metrics = self.loss(model, batch)
             size = batch["input_ids"].shape[0] // 2
@@ -151,9 +171,7 @@ class DPOTask(Task):
             totals += torch.tensor(
                 [float(v) * size for v in values] + [size], dtype=torch.float64, device=device
             )
-        totals = all_reduce_sum(totals)
-        pairs = max(1.0, float(totals[-1]))
-        return {key: float(totals[i]) / pairs for i, key in enumerate(keys)}
+        return totals
 
     def export(self, model: nn.Module, output_dir: Path, state_dict: dict[str, torch.Tensor]) -> None:
         cast(PreTrainedModel, model).save_pretrained(output_dir, state_dict=state_dict)

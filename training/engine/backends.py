@@ -26,6 +26,33 @@ from training.engine.serialization import load_state, save_state
 logger = logging.getLogger(__name__)
 
 
+@contextlib.contextmanager
+def zero3_local_weights(module: nn.Module, zero: Any) -> Iterator[None]:
+    """A ZeRO-3 module gathered once, with DeepSpeed's per-module hooks taken off while inside, so
+    that forward passes (decoding, evaluation) run on local weights and need no collective: ranks
+    may then run different numbers of them. With the hooks on, each module's post-forward hook
+    re-partitions what was gathered and the next forward gathers it again, layer by layer. The
+    hooks are put back, with a fresh trace, on the way out. Every rank must enter (the gather is a
+    collective). ``zero`` is the engine's ZeRO-3 optimizer, or its parameter-offload object for an
+    engine without optimizer."""
+    import deepspeed
+
+    offload = getattr(zero, "parameter_offload", zero)
+    with deepspeed.zero.GatheredParameters(list(module.parameters())):
+        for param in module.parameters():
+            param.ds_active_sub_modules.clear()
+        for hook in [*offload.forward_hooks, *offload.backward_hooks]:
+            hook.remove()
+        offload.forward_hooks, offload.backward_hooks = [], []
+        try:
+            yield
+        finally:
+            coordinator = getattr(offload, "param_coordinator", None)
+            if coordinator is not None and not coordinator.is_invalid_trace():
+                coordinator._invalidate_trace()
+            offload._register_deepspeed_module(offload.module)
+
+
 class TorchBackend:
     """Single-process training: AdamW, LR schedule, gradient clipping, bf16 autocast on GPU."""
 
@@ -153,31 +180,13 @@ class DeepSpeedBackend:
 
     @contextlib.contextmanager
     def gathered_for_generation(self) -> Iterator[None]:
-        """Under ZeRO-3: the whole module gathered once, and DeepSpeed's per-module hooks taken off
-        while inside, so that decoding runs on local weights. With the hooks on, the post-forward
-        hook of every module re-partitions what was gathered and the next token gathers it again
-        (layer by layer, every token). The hooks are put back, with a fresh trace, on the way out.
-        Every rank must enter (the gather is a collective); the body itself runs no collective."""
+        """Under ZeRO-3, the whole module gathered once and run on local weights (see
+        :func:`zero3_local_weights`); a no-op below stage 3."""
         if self.stage != 3:
             yield
             return
-        import deepspeed
-
-        zero = self.engine.optimizer
-        offload = getattr(zero, "parameter_offload", zero)
-        with deepspeed.zero.GatheredParameters(list(self.model.parameters())):
-            for param in self.model.parameters():
-                param.ds_active_sub_modules.clear()
-            for hook in [*offload.forward_hooks, *offload.backward_hooks]:
-                hook.remove()
-            offload.forward_hooks, offload.backward_hooks = [], []
-            try:
-                yield
-            finally:
-                coordinator = getattr(offload, "param_coordinator", None)
-                if coordinator is not None and not coordinator.is_invalid_trace():
-                    coordinator._invalidate_trace()
-                offload._register_deepspeed_module(offload.module)
+        with zero3_local_weights(self.model, self.engine.optimizer):
+            yield
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         """Full module weights (ZeRO-3 gathered); call on every rank, meaningful on rank 0."""

@@ -7,6 +7,7 @@ exactly the batches an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -170,7 +171,10 @@ class Trainer(CheckpointedRun):
         )
         model = self.backend.forward_model
         model.eval()
-        with torch.no_grad(), self.backend.autocast():
+        # Ranks may hold different numbers of eval batches: under ZeRO-3 the model runs on local
+        # (gathered) weights here, so no forward waits for a rank that has finished.
+        local = getattr(self.backend, "gathered_for_generation", contextlib.nullcontext)
+        with torch.no_grad(), self.backend.autocast(), local():
             metrics = self.task.evaluate(model, (_to_device(b, self.device) for b in batches))
         return {f"eval/{k}": v for k, v in metrics.items()}
 
