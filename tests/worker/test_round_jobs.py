@@ -238,3 +238,32 @@ def test_cancel_mid_round_stops_its_running_job(
     assert training_pids(run_json) == []
     assert _stage_job(platform, round_id, JobKind.cost).state == JobState.cancelled
     assert _round(platform, round_id).state == RoundState.cancelled
+
+
+def test_the_beat_task_closes_collection_once_the_target_is_decided(
+    platform: Platform, project: dict[str, Any], start_worker
+) -> None:  # type: ignore[no-untyped-def]
+    from backend.domain import task_names
+    from backend.queue import send
+    from backend.services.rounds import lifecycle
+    from tests.support.rounds import RoundWorld, decide_all
+
+    start_worker()
+    round_id = _launch(platform, project, seed=13, collection_target_pairs=3)
+    assert (
+        _wait_round(platform, round_id, {RoundState.collecting, RoundState.failed}).state
+        == RoundState.collecting
+    )
+    with platform.sessions() as session:
+        admin, annotator = session.get(User, project["admin_id"]), session.get(User, project["annotator_id"])
+        world = RoundWorld(admin, annotator, platform.project_id, platform.base_model_id, platform.artifacts)
+        decide_all(session, world, platform.project_id)
+    assert _round(platform, round_id).state == RoundState.collecting  # nobody advanced it yet
+    send(task_names.ADVANCE_ROUNDS, queue=platform.queue)  # what celery beat sends every few seconds
+    round_ = _wait_round(
+        platform, round_id, {RoundState.training, RoundState.policy, RoundState.failed}, timeout=120
+    )
+    assert round_.state != RoundState.failed, round_.error
+    assert round_.collection_closed_at is not None and round_.snapshot_id is not None
+    with platform.sessions() as session:
+        lifecycle.cancel_round(session=session, round_id=round_id)
