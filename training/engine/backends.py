@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors.torch import load_model, save_model
@@ -40,7 +40,7 @@ def zero3_local_weights(module: nn.Module, zero: Any) -> Iterator[None]:
     offload = getattr(zero, "parameter_offload", zero)
     with deepspeed.zero.GatheredParameters(list(module.parameters())):
         for param in module.parameters():
-            param.ds_active_sub_modules.clear()
+            cast(Any, param).ds_active_sub_modules.clear()  # ZeRO-3's attribute
         for hook in [*offload.forward_hooks, *offload.backward_hooks]:
             hook.remove()
         offload.forward_hooks, offload.backward_hooks = [], []
