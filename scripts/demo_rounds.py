@@ -43,8 +43,8 @@ SFT_NAME = "toy world SFT"
 # (docs/rounds.md, "Efficacy"). Everything else comes from the platform's per-round presets.
 DEMO_SETTINGS: dict[str, Any] = {
     "prompt_sources": [TRAIN_SOURCE],
-    "num_prompts": 200,
-    "responses_per_prompt": 3,
+    "num_prompts": 300,
+    "responses_per_prompt": 4,
     "overlap_k": 1,
     "gold_rate": 0.0,
 }

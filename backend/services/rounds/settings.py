@@ -70,12 +70,17 @@ TOY_POLICY = {
     "actor_learning_rate": 2e-4,
     "critic_learning_rate": 1e-4,
     "epochs": 1000,
-    "max_steps": 40,
-    "per_device_prompt_batch_size": 32,
-    "per_device_train_batch_size": 32,
-    "save_steps": 20,
+    "max_steps": 100,
+    "per_device_prompt_batch_size": 48,
+    "per_device_train_batch_size": 48,
+    "save_steps": 50,
     "num_threads": 1,
 }
+# PPO-Lag's cost threshold per round in the toy world (cost-model units: about -4 safe, +2..+4
+# unsafe). Each round's cost model is retrained, and under it the last policy already scores
+# below round 1's threshold, so a fixed one lets round 2 trade safety for reward; the paper's
+# presets tighten it after round 1 too. Measured in docs/rounds.md ("Efficacy").
+TOY_THRESHOLDS = (-3.5, -4.1)
 TOY_EVALUATE = {"max_prompt_length": 40, "per_device_eval_batch_size": 100, "num_threads": 1}
 
 
@@ -138,6 +143,7 @@ def round_presets(*, session: Session, project_id: int, algorithm: Algorithm = "
         policy_config=_policy_preset(algorithm, toy=toy, number=number),
     )
     if toy:
+        settings.cost_threshold = TOY_THRESHOLDS[min(number, len(TOY_THRESHOLDS)) - 1]
         settings.reward_config = dict(TOY_SUPERVISED)
         settings.cost_config = dict(TOY_SUPERVISED)
         settings.evaluate_config = dict(TOY_EVALUATE)
