@@ -153,3 +153,4 @@ def test_a_tiny_round_completes_end_to_end_with_simulated_annotators_and_reports
         assert key in row
     assert row["state"] == "completed" and row["true_unsafe_rate"] is not None, row  # judged by the judges
     assert row["lambda"] is not None and row["true_helpfulness"] is not None, row
+    assert row["reward_accuracy"] is not None and 0.0 <= row["reward_accuracy"] <= 1.0, row
