@@ -204,3 +204,47 @@ def test_accepted_red_team_prompts_join_the_next_round_once(db_session, settings
     _settle_stage(db_session, settings, world, round_id, RoundState.generating)
     pairs = db_session.scalar(select(func.count()).where(Comparison.prompt_id == red.id))
     assert pairs == 3
+
+
+def test_concurrent_advances_move_the_round_once_and_submit_each_job_once(engine, settings) -> None:  # type: ignore[no-untyped-def]
+    """Four processes advancing the same round at the same moment (the hook, the beat, two API
+    calls): one of them moves it, the others find it moved. Real commits, separate connections."""
+    import threading
+
+    from sqlalchemy.orm import sessionmaker
+
+    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+
+    def advance_together(round_id: int) -> list[int]:
+        barrier, published, errors = threading.Barrier(4), [], []
+
+        def run() -> None:
+            with sessions() as session:
+                barrier.wait()
+                try:
+                    published.extend(lifecycle.advance_round(session=session, round_id=round_id))
+                except Exception as exc:  # noqa: BLE001 (reported below)
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        return published
+
+    with sessions() as session:
+        world = make_world(session, settings)
+        round_id, _ = _launch(session, world)
+        for job_id in _stage_ids(session, round_id, RoundState.generating):
+            settle(session, settings, world, job_id)
+        assert advance_together(round_id) == []
+        assert _state(session, round_id).state == RoundState.collecting
+        assert session.scalar(select(func.count()).where(Comparison.round_id == round_id)) == 12
+        decide_all(session, world, world.project_id)
+        published = advance_together(round_id)
+        assert _state(session, round_id).state == RoundState.training
+        training = _stage_ids(session, round_id, RoundState.training)
+        assert sorted(published) == sorted(training) and len(training) == 2
+        assert [j.kind for j in jobs_of(session, round_id)].count(JobKind.reward) == 1

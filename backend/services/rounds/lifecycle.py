@@ -57,17 +57,20 @@ def _lock(session: Session, round_id: int) -> Round:
     return round_
 
 
-def _move(session: Session, round_: Round, expected: RoundState, target: RoundState, **values: Any) -> bool:
-    """The conditional transition; False when another step moved the round first."""
+class LostRace(Exception):
+    """Another step moved the round first: this step's writes are rolled back."""
+
+
+def _move(session: Session, round_: Round, expected: RoundState, target: RoundState, **values: Any) -> None:
+    """The conditional transition. Raises LostRace when the round is no longer `expected`."""
     assert can_move(expected, target), f"{expected} -> {target}"
     session.flush()
     result = session.execute(
         update(Round).where(Round.id == round_.id, Round.state == expected).values(state=target, **values)
     )
     if not result.rowcount:  # type: ignore[attr-defined]
-        return False
+        raise LostRace(f"round {round_.id} is no longer {expected.value}")
     session.refresh(round_)
-    return True
 
 
 def _caller(round_: Round) -> Caller | None:
@@ -162,9 +165,11 @@ def launch_round(*, session: Session, round_id: int) -> list[int]:
         toy=is_toyworld(session, round_.project_id),
     )
     created = _submit(session, round_, RoundState.generating, specs)
-    if not _move(session, round_, RoundState.draft, RoundState.generating, started_at=utcnow()):
+    try:
+        _move(session, round_, RoundState.draft, RoundState.generating, started_at=utcnow())
+    except LostRace:
         session.rollback()
-        raise Conflict(f"round {round_.number} was launched by someone else just now")
+        raise Conflict(f"round {round_.number} was launched by someone else just now") from None
     session.commit()
     return created + advance_round(session=session, round_id=round_id)
 
@@ -378,13 +383,18 @@ def _step(session: Session, round_id: int) -> tuple[bool, list[int]]:
         return False, []
     try:
         created = step(session, round_)
+    except LostRace:  # another process moved it: nothing of this step is kept
+        session.rollback()
+        return False, []
     except (DomainError, OSError, ValueError, KeyError) as exc:
         session.rollback()
         message = exc.detail if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
         round_ = _lock(session, round_id)
         if round_.state == before:
             _move(session, round_, before, RoundState.failed, failed_stage=before.value, error=message)
-        session.commit()
+            session.commit()
+        else:
+            session.rollback()
         return False, []
     session.commit()
     return round_.state != before, created
