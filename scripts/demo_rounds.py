@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -172,12 +173,14 @@ def run_round(
     if api.get_round(round_id)["state"] == "collecting":
         api.close_collection(round_id)
     log(f"round {number}: the bots submitted {submitted} answers; training")
-    last_stage = [""]
+    shown: dict[str, Any] = {"key": "", "at": 0.0}
 
     def show(current: dict[str, Any]) -> None:
+        # A line per stage change, and the progress at most every 30 s.
         stage = str(current.get("stage") or current["state"])
-        if stage != last_stage[0]:
-            last_stage[0] = stage
+        key = re.sub(r"\d+%", "", stage)
+        if key != shown["key"] or time.monotonic() - shown["at"] >= 30:
+            shown.update(key=key, at=time.monotonic())
             log(f"round {number}: {stage}")
 
     final = api.wait_for_round(round_id, on_update=show, poll_s=3.0)
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", type=float, default=0.1)
     parser.add_argument("--work", type=Path, default=REPO / ".dev" / "demo")
     parser.add_argument("--report", type=Path, default=None, help="default: WORK/report.json")
-    parser.add_argument("--sft-rows", type=int, default=4000)
+    parser.add_argument("--sft-rows", type=int, default=8000)
     parser.add_argument("--sft-epochs", type=int, default=3)
     parser.add_argument("--prompts", type=int, default=DEMO_SETTINGS["num_prompts"], help="per round")
     parser.add_argument("--responses", type=int, default=DEMO_SETTINGS["responses_per_prompt"])
