@@ -113,7 +113,11 @@ def test_bots_without_noise_store_exactly_the_judges_labels(server: LiveServer, 
                     verdict = judge_harm(prompt, text)
                     assert cats and len(cats) == len(verdict.categories)
         annotators = session.scalars(
-            select(User.email).join(Annotation, Annotation.annotator_id == User.id).distinct()
+            select(User.email)
+            .join(Annotation, Annotation.annotator_id == User.id)
+            .join(Comparison, Annotation.comparison_id == Comparison.id)
+            .where(Comparison.project_id == world.project_id)
+            .distinct()
         ).all()
     engine.dispose()
     assert unsafe_seen > 0  # the sample holds risky prompts answered unsafely
