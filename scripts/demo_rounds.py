@@ -45,7 +45,7 @@ SFT_NAME = "toy world SFT"
 DEMO_SETTINGS: dict[str, Any] = {
     "prompt_sources": [TRAIN_SOURCE],
     "num_prompts": 300,
-    "responses_per_prompt": 4,
+    "responses_per_prompt": 6,
     "overlap_k": 1,
     "gold_rate": 0.0,
 }
