@@ -197,6 +197,25 @@ def models_trained_on_snapshot(*, session: Session, snapshot_id: int) -> list[Mo
     return list(session.scalars(query))
 
 
+def list_models_of_job(*, session: Session, job_id: int) -> list[ModelArtifact]:
+    """The models a training job registered, in the order it registered them."""
+    query = select(ModelArtifact).where(ModelArtifact.training_job_id == job_id).order_by(ModelArtifact.id)
+    return list(session.scalars(query))
+
+
+def list_policies(*, session: Session, project_id: int) -> list[ModelArtifact]:
+    """Policies a round of the project may start from: its own and the shared ones, newest first."""
+    query = (
+        select(ModelArtifact)
+        .where(
+            ModelArtifact.kind == ArtifactKind.policy,
+            (ModelArtifact.project_id == project_id) | ModelArtifact.project_id.is_(None),
+        )
+        .order_by(ModelArtifact.id.desc())
+    )
+    return list(session.scalars(query))
+
+
 def model_file_path(*, settings: Settings, model: ModelArtifact, rel: str) -> Path:
     """One recorded file of a model; only paths listed in the row are served."""
     if rel not in {f["path"] for f in model.files}:

@@ -171,6 +171,17 @@ def red_team_counts(*, session: Session, project_id: int, author_id: int | None 
     return RedTeamCounts(submitted, pending, accepted, rejected, used)
 
 
+def count_waiting_red_team(*, session: Session, project_id: int) -> int:
+    """Accepted red-team prompts no round has used yet: the next round to launch takes all of them."""
+    query = select(func.count()).where(
+        Prompt.project_id == project_id,
+        Prompt.is_red_team.is_(True),
+        Prompt.review_state == ACCEPTED,
+        Prompt.round_id.is_(None),
+    )
+    return int(session.scalar(query) or 0)
+
+
 def get_red_team_prompt(*, session: Session, prompt_id: int) -> Prompt:
     prompt = session.get(Prompt, prompt_id)
     if prompt is None or prompt.review_state is None:

@@ -7,16 +7,17 @@ from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from starlette.datastructures import FormData
 
-from backend.db.models import ImportBatch, Project, User
+from backend.db.models import Project
 from backend.domain.enums import ImportKind, UserRole
 from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PayloadTooLarge
 from backend.edge.deps import DbDep, Principal, SettingsDep, require
-from backend.services.access import visible_project, visible_projects_query
+from backend.services.access import visible_project
 from backend.services.imports import ImportOptions, run_import
+from backend.services.imports.batches import get_import, list_imports
 from backend.services.imports.kept import KeptUpload, find_kept, keep_upload
+from backend.services.project_lookup import list_visible_projects
 from backend.services.projects import (
     ProjectChanges,
     add_member,
@@ -27,6 +28,7 @@ from backend.services.projects import (
     update_project,
 )
 from backend.services.snapshots import FILES, create_snapshot, list_snapshots
+from backend.services.user_lookup import list_active_users
 from backend.web.forms import PageForm, form_file, form_text
 from backend.web.pages import render, see_other
 
@@ -73,9 +75,8 @@ def parse_project_form(form: FormData) -> ProjectChanges:
 
 @router.get("/admin", response_class=HTMLResponse)
 def admin_home(request: Request, db: DbDep, principal: Admin) -> HTMLResponse:
-    rows = [
-        (p, project_counts(session=db, project=p)) for p in db.scalars(visible_projects_query(principal.user))
-    ]
+    projects = list_visible_projects(session=db, user=principal.user)
+    rows = [(p, project_counts(session=db, project=p)) for p in projects]
     return render(request, "admin/index.html", principal, {"rows": rows, "form": {}, "errors": []})
 
 
@@ -85,10 +86,8 @@ def create_project_page(request: Request, form: PageForm, db: DbDep, principal: 
         project = create_project(session=db, actor=principal.user, changes=parse_project_form(form))
     except (InvalidInput, Conflict) as exc:
         db.rollback()
-        rows = [
-            (p, project_counts(session=db, project=p))
-            for p in db.scalars(visible_projects_query(principal.user))
-        ]
+        projects = list_visible_projects(session=db, user=principal.user)
+        rows = [(p, project_counts(session=db, project=p)) for p in projects]
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         return render(
             request,
@@ -103,19 +102,8 @@ def create_project_page(request: Request, form: PageForm, db: DbDep, principal: 
 def project_context(db: DbDep, project: Project) -> dict[str, Any]:
     members = list_members(session=db, project=project)
     member_ids = {m.id for m in members}
-    candidates = [
-        u
-        for u in db.scalars(select(User).where(User.is_active.is_(True)).order_by(User.email))
-        if u.id not in member_ids
-    ]
-    imports = list(
-        db.scalars(
-            select(ImportBatch)
-            .where(ImportBatch.project_id == project.id)
-            .order_by(ImportBatch.id.desc())
-            .limit(10)
-        )
-    )
+    candidates = [u for u in list_active_users(session=db) if u.id not in member_ids]
+    imports = list_imports(session=db, project_id=project.id, limit=10)
     return {
         "project": project,
         "counts": project_counts(session=db, project=project),
@@ -265,9 +253,7 @@ def import_page(
 
 @router.get("/admin/imports/{import_id}", response_class=HTMLResponse)
 def import_report(import_id: int, request: Request, db: DbDep, principal: Admin) -> HTMLResponse:
-    batch = db.get(ImportBatch, import_id)
-    if batch is None:
-        raise NotFound(f"import {import_id} not found")
+    batch = get_import(session=db, import_id=import_id)
     project = visible_project(db, user=principal.user, project_id=batch.project_id)
     return render(request, "admin/import.html", principal, {"batch": batch, "project": project})
 

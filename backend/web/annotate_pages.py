@@ -16,9 +16,10 @@ from backend.db.models import Project
 from backend.domain.errors import Conflict, InvalidInput
 from backend.domain.labels import Position, ResponseLabel, ShownAnswer
 from backend.edge.deps import ALL_ROLES, DbDep, Principal, require
-from backend.services.access import visible_project, visible_projects_query
+from backend.services.access import visible_project
 from backend.services.assignments import Task, claim_next, get_task, skip_assignment
 from backend.services.progress import progress
+from backend.services.project_lookup import list_visible_projects
 from backend.services.submissions import submit_annotation
 from backend.web.pages import render, see_other
 
@@ -51,7 +52,7 @@ def workspace_context(project: Project, task: Task | None, db: DbDep, principal:
 
 @router.get("/annotate", response_class=HTMLResponse)
 def annotate_index(request: Request, db: DbDep, principal: Anyone) -> Response:
-    projects = list(db.scalars(visible_projects_query(principal.user)))
+    projects = list_visible_projects(session=db, user=principal.user)
     if len(projects) == 1:
         return see_other(f"/annotate/{projects[0].id}")
     rows = [(p, progress(db, user_id=principal.user.id, project_id=p.id)) for p in projects]

@@ -6,29 +6,34 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend import queue
 from backend.db.base import utcnow
-from backend.db.models import DatasetSnapshot, ModelArtifact, Project, TrainingJob
+from backend.db.models import TrainingJob
 from backend.domain import task_names
 from backend.domain.enums import JobState, UserRole
 from backend.domain.errors import Conflict, NotFound
 from backend.edge.deps import DbDep, Principal, public, require
+from backend.services.artifact_lookup import get_snapshot
 from backend.services.jobs_submit import cancel_job, get_job, list_jobs, mark_published, retry_job
+from backend.services.models import get_model, list_models_of_job
+from backend.services.project_lookup import get_project, get_project_names
 from backend.web.pages import render, see_other
 from backend.web.security import CSP
 
 router = APIRouter(include_in_schema=False)
 Admin = Annotated[Principal, Depends(require(UserRole.admin))]
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 FINAL_STATES = (JobState.succeeded, JobState.failed, JobState.cancelled)
 # Plotly adds its stylesheet as an empty <style> element and fills it through CSSOM (insertRule),
 # which CSP does not govern. Allowing exactly the empty element's hash lets that work on the chart
@@ -70,8 +75,7 @@ def jobs_list(request: Request, db: DbDep, principal: Admin, state: str = "") ->
     chosen = _state_filter(state)
     jobs = list_jobs(session=db, state=chosen, limit=200)
     project_ids = {j.project_id for j in jobs if j.project_id is not None}
-    rows = db.execute(select(Project.id, Project.name).where(Project.id.in_(project_ids)))
-    names = {project_id: name for project_id, name in rows}
+    names = get_project_names(session=db, project_ids=project_ids)
     context = {
         "jobs": jobs,
         "project_names": names,
@@ -82,6 +86,14 @@ def jobs_list(request: Request, db: DbDep, principal: Admin, state: str = "") ->
     return render(request, "jobs/list.html", principal, context)
 
 
+def _or_none(lookup: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+    """A job's inputs are plain ids in JSON, not foreign keys: one may be gone, and the page says so."""
+    try:
+        return lookup(*args, **kwargs)
+    except NotFound:
+        return None
+
+
 def _inputs(db: Session, job: TrainingJob) -> list[dict[str, Any]]:
     """Each named input with a link: the snapshot, or the registered model."""
     rows = []
@@ -89,11 +101,11 @@ def _inputs(db: Session, job: TrainingJob) -> list[dict[str, Any]]:
         if not isinstance(value, int):
             continue
         if role == "snapshot_id":
-            snapshot = db.get(DatasetSnapshot, value)
+            snapshot = _or_none(get_snapshot, session=db, snapshot_id=value)
             label = f"snapshot {value}" + (f" ({snapshot.content_sha256[:12]})" if snapshot else " (gone)")
             url = f"/api/v1/snapshots/{value}" if snapshot else None
         else:
-            model = db.get(ModelArtifact, value)
+            model = _or_none(get_model, session=db, model_id=value)
             label = f"{model.kind.value} model {value}: {model.name}" if model else f"model {value} (gone)"
             url = f"/admin/models/{value}" if model else None
         rows.append({"role": role.removesuffix("_id").replace("_", " "), "label": label, "url": url})
@@ -103,10 +115,8 @@ def _inputs(db: Session, job: TrainingJob) -> list[dict[str, Any]]:
 @router.get("/admin/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(job_id: int, request: Request, db: DbDep, principal: Admin) -> HTMLResponse:
     job = get_job(session=db, job_id=job_id)
-    produced = db.scalars(
-        select(ModelArtifact).where(ModelArtifact.training_job_id == job.id).order_by(ModelArtifact.id)
-    ).all()
-    project = db.get(Project, job.project_id) if job.project_id else None
+    produced = list_models_of_job(session=db, job_id=job.id)
+    project = get_project(session=db, project_id=job.project_id) if job.project_id else None
     context = {
         "job": job,
         "project": project,

@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
 
-from backend.db.models import ModelArtifact, Project
+from backend.db.models import ModelArtifact
 from backend.domain.enums import ArtifactKind, UserRole
 from backend.edge.deps import DbDep, Principal, require
 from backend.services.models import get_model, list_models, model_lineage, models_trained_on_snapshot
+from backend.services.project_lookup import get_project, get_project_names
 from backend.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -34,7 +34,7 @@ def models_list(
         models = models_trained_on_snapshot(session=db, snapshot_id=snapshot)
     else:
         models = list_models(session=db, kind=chosen, project_id=_int(project_id))
-    projects = {project_id: name for project_id, name in db.execute(select(Project.id, Project.name))}
+    projects = get_project_names(session=db)
     context = {
         "models": models,
         "kinds": list(ArtifactKind),
@@ -48,6 +48,6 @@ def models_list(
 @router.get("/admin/models/{model_id}", response_class=HTMLResponse)
 def model_page(model_id: int, request: Request, db: DbDep, principal: Admin) -> HTMLResponse:
     model = get_model(session=db, model_id=model_id)
-    project = db.get(Project, model.project_id) if model.project_id else None
+    project = get_project(session=db, project_id=model.project_id) if model.project_id else None
     context = {"model": model, "project": project, "lineage": model_lineage(session=db, model=model)}
     return render(request, "models/detail.html", principal, context)

@@ -9,13 +9,13 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 
-from backend.db.models import Project, User
+from backend.db.models import Project
 from backend.domain.enums import UserRole
 from backend.domain.errors import DomainError, NotFound
 from backend.edge.deps import ALL_ROLES, DbDep, Principal, require
-from backend.services.access import can_see_project, visible_project, visible_projects_query
+from backend.services.access import can_see_project, visible_project
+from backend.services.project_lookup import list_visible_projects
 from backend.services.red_team import (
     REVIEW_STATES,
     get_red_team_prompt,
@@ -24,6 +24,7 @@ from backend.services.red_team import (
     review_red_team_prompt,
     submit_red_team_prompt,
 )
+from backend.services.user_lookup import get_display_names
 from backend.web.annotate_pages import category_names
 from backend.web.forms import PageForm, form_text
 from backend.web.pages import render, see_other
@@ -66,7 +67,7 @@ def _intake_context(
 
 @router.get("/red-team", response_class=HTMLResponse)
 def red_team_page(request: Request, db: DbDep, principal: Anyone, project: str = "") -> HTMLResponse:
-    projects = list(db.scalars(visible_projects_query(principal.user)))
+    projects = list(list_visible_projects(session=db, user=principal.user))
     context = _intake_context(db, principal, projects, _chosen(projects, project))
     return render(request, "red_team/intake.html", principal, context)
 
@@ -87,7 +88,7 @@ def red_team_submit(
         )
     except DomainError as error:
         db.rollback()
-        projects = list(db.scalars(visible_projects_query(principal.user)))
+        projects = list(list_visible_projects(session=db, user=principal.user))
         context = _intake_context(db, principal, projects, project)
         context["form"] = {"prompt": text, "harm_category": category}
         context["errors"] = {_field_of(error): error.detail}
@@ -99,7 +100,7 @@ def red_team_submit(
 def review_red_team(
     request: Request, db: DbDep, principal: Reviewer, project: str = "", state: str = "pending"
 ) -> HTMLResponse:
-    projects = list(db.scalars(visible_projects_query(principal.user)))
+    projects = list(list_visible_projects(session=db, user=principal.user))
     chosen = _chosen(projects, project)
     state = state if state in REVIEW_STATES or state == "all" else "pending"
     prompts: list[Any] = []
@@ -115,7 +116,7 @@ def review_red_team(
             )
         )
         ids = {p.author_id for p in prompts if p.author_id is not None}
-        authors = dict(db.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())
+        authors = get_display_names(session=db, user_ids=ids)
         counts = red_team_counts(session=db, project_id=chosen.id)
     context = {
         "projects": projects,

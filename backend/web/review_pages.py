@@ -10,13 +10,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from backend.db.models import Comparison, Project
+from backend.db.models import Comparison
 from backend.domain.enums import Choice, UserRole
 from backend.domain.errors import InvalidInput
 from backend.domain.labels import CanonicalAnswer, ResponseLabel
 from backend.edge.deps import DbDep, Principal, require
-from backend.services.access import visible_project, visible_projects_query
+from backend.services.access import visible_project
 from backend.services.comparisons import ComparisonChanges, update_comparison
+from backend.services.project_lookup import get_project, list_visible_projects
 from backend.services.quality.review import (
     adjudicate,
     comparison_detail,
@@ -36,7 +37,7 @@ PAGE = 50
 
 @router.get("/review", response_class=HTMLResponse)
 def review_index(request: Request, db: DbDep, principal: Reviewer) -> HTMLResponse:
-    projects = list(db.scalars(visible_projects_query(principal.user)))
+    projects = list_visible_projects(session=db, user=principal.user)
     rows = [(p, count_disagreements(db, project=p)) for p in projects]
     return render(request, "review/index.html", principal, {"rows": rows})
 
@@ -64,8 +65,7 @@ def review_project(
 
 
 def _comparison_context(db: DbDep, comparison: Comparison) -> dict[str, Any]:
-    project = db.get(Project, comparison.project_id)
-    assert project is not None
+    project = get_project(session=db, project_id=comparison.project_id)
     detail = comparison_detail(db, comparison=comparison)
     labels = category_names(project)
     defaults: dict[str, Any] = {}

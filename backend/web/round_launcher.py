@@ -11,20 +11,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from backend.db.models import ModelArtifact, Project, Prompt
-from backend.domain.enums import ArtifactKind, UserRole
+from backend.db.models import Project
+from backend.domain.enums import UserRole
 from backend.domain.errors import DomainError
 from backend.edge.deps import DbDep, Principal, require
 from backend.services.access import visible_project
-from backend.services.red_team import ACCEPTED
+from backend.services.models import list_policies
+from backend.services.red_team import count_waiting_red_team
 from backend.services.rounds.lifecycle import create_round, launch_round
 from backend.services.rounds.settings import (
-    HELDOUT_SUFFIX,
     InvalidRoundSettings,
+    list_prompt_sources,
     round_presets,
     validate_round_settings,
 )
@@ -64,44 +64,6 @@ ALGORITHMS = (
 )
 
 
-def _policies(db: Session, project_id: int) -> list[ModelArtifact]:
-    query = (
-        select(ModelArtifact)
-        .where(
-            ModelArtifact.kind == ArtifactKind.policy,
-            (ModelArtifact.project_id == project_id) | ModelArtifact.project_id.is_(None),
-        )
-        .order_by(ModelArtifact.id.desc())
-    )
-    return list(db.scalars(query))
-
-
-def _sources(db: Session, project_id: int) -> list[tuple[str, int]]:
-    """Imported prompt sets with their sizes; held-out sets are the arena's, not sampled from."""
-    rows = db.execute(
-        select(Prompt.source, func.count())
-        .where(Prompt.project_id == project_id, Prompt.is_red_team.is_(False))
-        .group_by(Prompt.source)
-        .order_by(func.count().desc(), Prompt.source)
-    ).all()
-    return [(str(s), int(n)) for s, n in rows if not str(s).endswith(HELDOUT_SUFFIX)]
-
-
-def _red_team_waiting(db: Session, project_id: int) -> int:
-    """Accepted red-team prompts no round has used: the next launch takes all of them."""
-    return int(
-        db.scalar(
-            select(func.count()).where(
-                Prompt.project_id == project_id,
-                Prompt.is_red_team.is_(True),
-                Prompt.review_state == ACCEPTED,
-                Prompt.round_id.is_(None),
-            )
-        )
-        or 0
-    )
-
-
 def main_name(stage: str, key: str) -> str:
     return f"{stage}__{key}"
 
@@ -131,9 +93,9 @@ def _launcher(
         "project": project,
         "form": form,
         "errors": errors,
-        "policies": _policies(db, project.id),
-        "sources": _sources(db, project.id),
-        "red_team_waiting": _red_team_waiting(db, project.id),
+        "policies": list_policies(session=db, project_id=project.id),
+        "sources": list_prompt_sources(session=db, project_id=project.id),
+        "red_team_waiting": count_waiting_red_team(session=db, project_id=project.id),
         "algorithms": ALGORITHMS,
         "main_fields": {
             stage: [(main_name(stage, key), label) for key, label, _ in fields]
@@ -147,7 +109,7 @@ def _launcher(
 def new_round(project_id: int, request: Request, db: DbDep, principal: Admin) -> HTMLResponse:
     project = visible_project(db, user=principal.user, project_id=project_id)
     presets = round_presets(session=db, project_id=project.id)
-    policies = _policies(db, project.id)
+    policies = list_policies(session=db, project_id=project.id)
     if presets.get("base_policy_id") is None and policies:
         # Round 1 has no previous policy: offer the project's first registered policy, which is
         # the SFT model the loop starts from; the admin can still pick another.

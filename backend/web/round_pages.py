@@ -11,11 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend import queue
-from backend.db.models import ModelArtifact, Project, Round, TrainingJob
+from backend.db.models import ModelArtifact, Round, TrainingJob
 from backend.domain import task_names
 from backend.domain.enums import JobState, RoundState, UserRole
 from backend.domain.errors import DomainError
@@ -23,6 +22,8 @@ from backend.domain.round_states import STAGE_ORDER
 from backend.edge.deps import DbDep, Principal, require
 from backend.services.access import visible_project
 from backend.services.jobs_submit import get_job, mark_published
+from backend.services.models import get_model
+from backend.services.project_lookup import get_project, list_visible_projects
 from backend.services.rounds.lifecycle import (
     cancel_round,
     close_collection,
@@ -105,12 +106,8 @@ def _models(db: Session, round_: Round) -> list[tuple[str, ModelArtifact]]:
         ("cost model", round_.cost_model_id),
         ("new policy", round_.policy_id),
     )
-    found = []
-    for role, model_id in roles:
-        model = db.get(ModelArtifact, model_id) if model_id else None
-        if model is not None:
-            found.append((role, model))
-    return found
+    # The ids are foreign keys (SET NULL when a model goes), so a set one always finds its model.
+    return [(role, get_model(session=db, model_id=model_id)) for role, model_id in roles if model_id]
 
 
 def round_context(db: Session, round_: Round) -> dict[str, Any]:
@@ -119,7 +116,7 @@ def round_context(db: Session, round_: Round) -> dict[str, Any]:
     state = round_.state
     return {
         "round": round_,
-        "project": db.get(Project, round_.project_id),
+        "project": get_project(session=db, project_id=round_.project_id),
         "timeline": timeline(round_),
         "jobs": jobs,
         "job_stages": _job_stages(round_),
@@ -152,7 +149,7 @@ def round_page_response(
 
 @router.get("/admin/rounds", response_class=HTMLResponse)
 def all_rounds(request: Request, db: DbDep, principal: Admin) -> HTMLResponse:
-    projects = list(db.scalars(select(Project).order_by(Project.name)))
+    projects = list_visible_projects(session=db, user=principal.user)  # an admin's: every project, by name
     rows = [(p, list_rounds(session=db, project_id=p.id)) for p in projects]
     return render(request, "rounds/index.html", principal, {"rows": rows})
 

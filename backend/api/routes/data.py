@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy import select
 
 from backend.api.schemas.common import ERROR_RESPONSES, ErrorRead
 from backend.api.schemas.data import ImportRead, ImportRejected, SnapshotCreate, SnapshotRead
@@ -17,7 +16,9 @@ from backend.domain.enums import ImportKind, ImportStatus, TokenScope, UserRole
 from backend.domain.errors import NotFound
 from backend.edge.deps import DbDep, Principal, SettingsDep, require
 from backend.services.access import can_see_project, visible_project
+from backend.services.artifact_lookup import get_snapshot
 from backend.services.imports import ImportOptions, run_import
+from backend.services.imports.batches import get_import, list_imports
 from backend.services.snapshots import FILES, create_snapshot, list_snapshots, open_snapshot_file
 
 router = APIRouter(tags=["data"], responses=ERROR_RESPONSES)
@@ -89,16 +90,13 @@ async def post_import(
 @router.get("/projects/{project_id}/imports", response_model=list[ImportRead], summary="Imports of a project")
 def read_imports(project_id: int, db: DbDep, principal: Admin) -> list[ImportRead]:
     project = visible_project(db, user=principal.user, project_id=project_id)
-    rows = db.scalars(
-        select(ImportBatch).where(ImportBatch.project_id == project.id).order_by(ImportBatch.id.desc())
-    )
-    return [import_read(b) for b in rows]
+    return [import_read(b) for b in list_imports(session=db, project_id=project.id)]
 
 
 @router.get("/imports/{import_id}", response_model=ImportRead, summary="One import and its report")
 def read_import(import_id: int, db: DbDep, principal: Admin) -> ImportRead:
-    batch = db.get(ImportBatch, import_id)
-    if batch is None or not can_see_project(db, user=principal.user, project_id=batch.project_id):
+    batch = get_import(session=db, import_id=import_id)
+    if not can_see_project(db, user=principal.user, project_id=batch.project_id):
         raise NotFound(f"import {import_id} not found")
     return import_read(batch)
 
@@ -137,8 +135,8 @@ def read_snapshots(project_id: int, db: DbDep, principal: Reader) -> list[Snapsh
 
 
 def visible_snapshot(db: DbDep, principal: Principal, snapshot_id: int) -> DatasetSnapshot:
-    snapshot = db.get(DatasetSnapshot, snapshot_id)
-    if snapshot is None or not can_see_project(db, user=principal.user, project_id=snapshot.project_id):
+    snapshot = get_snapshot(session=db, snapshot_id=snapshot_id)
+    if not can_see_project(db, user=principal.user, project_id=snapshot.project_id):
         raise NotFound(f"snapshot {snapshot_id} not found")
     return snapshot
 

@@ -25,8 +25,10 @@ from backend.api.schemas.rounds import (
 from backend.config import Settings
 from backend.db.models import Round, TrainingJob
 from backend.domain.enums import TokenScope, UserRole
+from backend.domain.errors import NotFound
 from backend.edge.deps import DbDep, Principal, SettingsDep, require
 from backend.services.access import visible_project
+from backend.services.jobs_submit import get_job
 from backend.services.rounds import lifecycle
 from backend.services.rounds.reports import report_csv, round_report
 from backend.services.rounds.settings import (
@@ -46,9 +48,11 @@ INVALID: dict[int | str, dict[str, Any]] = {
 
 def _publish(db: Session, job_ids: list[int]) -> None:
     for job_id in job_ids:
-        job = db.get(TrainingJob, job_id)
-        if job is not None:
-            publish(db, job)
+        try:
+            job = get_job(session=db, job_id=job_id)
+        except NotFound:
+            continue  # as before: a job that is gone has nothing to publish
+        publish(db, job)
 
 
 def _stage(db: Session, round_: Round, jobs: list[TrainingJob]) -> str:

@@ -115,6 +115,18 @@ def _sources(session: Session, project_id: int) -> list[str]:
     return [s for s in rows if not s.endswith(HELDOUT_SUFFIX)]
 
 
+def list_prompt_sources(*, session: Session, project_id: int) -> list[tuple[str, int]]:
+    """The project's imported prompt sets with their sizes, the largest first. Held-out sets are
+    left out: they are the arena's, never sampled from; red-team prompts join a round on their own."""
+    rows = session.execute(
+        select(Prompt.source, func.count())
+        .where(Prompt.project_id == project_id, Prompt.is_red_team.is_(False))
+        .group_by(Prompt.source)
+        .order_by(func.count().desc(), Prompt.source)
+    ).all()
+    return [(str(s), int(n)) for s, n in rows if not str(s).endswith(HELDOUT_SUFFIX)]
+
+
 TOY_DPO = {**TOY_SUPERVISED, "learning_rate": 1e-4}
 
 
