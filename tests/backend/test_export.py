@@ -128,7 +128,8 @@ def test_the_manifest_hashes_every_file_and_derives_the_content_hash_from_them(
     for name, entry in manifest["files"].items():
         payload = download(client, snapshot, name, headers, tmp_path).read_bytes()
         assert entry == {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}, name
-    lines = "".join(f"{name}:{manifest['files'][name]['sha256']}\n" for name in sorted(names))
+    lines = f"project:{manifest['project']['id']}\n"
+    lines += "".join(f"{name}:{manifest['files'][name]['sha256']}\n" for name in sorted(names))
     derived = hashlib.sha256(lines.encode()).hexdigest()
     assert manifest["content_sha256"] == snapshot["content_sha256"] == derived
 
@@ -219,3 +220,25 @@ def test_complete_pairs_only_leaves_out_pairs_short_of_k_annotations(
     api = Client("http://testserver", headers["Authorization"].removeprefix("Bearer "), http=client)
     assert api.create_snapshot(project.id, complete_only=True).id == snapshot["id"]
     assert api.create_snapshot(project.id).row_count == 2
+
+
+def test_two_projects_with_equal_files_get_a_snapshot_each(db_session, settings) -> None:  # type: ignore[no-untyped-def]
+    from backend.domain.enums import UserRole
+    from backend.services.snapshots import create_snapshot
+    from tests.factories import make_user
+    from tests.factories.annotation import make_project
+
+    admin = make_user(db_session, role=UserRole.admin)
+    first, second = make_project(db_session, admin), make_project(db_session, admin)
+    one = create_snapshot(
+        session=db_session, actor=admin, project=first, artifacts_dir=settings.artifacts_dir
+    )
+    two = create_snapshot(
+        session=db_session, actor=admin, project=second, artifacts_dir=settings.artifacts_dir
+    )
+    assert two.created and two.snapshot.id != one.snapshot.id
+    assert (one.snapshot.project_id, two.snapshot.project_id) == (first.id, second.id)
+    again = create_snapshot(
+        session=db_session, actor=admin, project=second, artifacts_dir=settings.artifacts_dir
+    )
+    assert not again.created and again.snapshot.id == two.snapshot.id

@@ -10,9 +10,12 @@ Hugging Face features in their schema metadata and the manifest carries the same
 `load_dataset("json", ..., features=...)` and `load_dataset("parquet", ...)` give equal features
 and rows (see rows.py, `hf_features`).
 
-The snapshot's `content_sha256` is derived from the file hashes: the sha256 of the lines
-`<name>:<sha256>\n` of the five data files, sorted by name. Equal labels and votes give equal
-files, hence the same snapshot: exporting twice without new votes returns the existing one.
+The snapshot's `content_sha256` is derived from the project and the file hashes: the sha256 of
+the line `project:<id>\n` followed by the lines `<name>:<sha256>\n` of the five data files,
+sorted by name. Equal labels and votes in one project give equal files, hence the same snapshot:
+exporting twice without new votes returns the existing one. The project is part of the identity
+because a snapshot row belongs to one project: two projects with equal files (two empty ones,
+say) must not be handed each other's snapshot.
 Files are written to a temporary directory, fsynced and renamed into place before the row is
 committed; the row itself can never be updated (a database trigger).
 """
@@ -156,8 +159,8 @@ def _write_files(
     return files
 
 
-def content_hash(files: dict[str, dict[str, Any]]) -> str:
-    lines = "".join(f"{name}:{files[name]['sha256']}\n" for name in sorted(files))
+def content_hash(project_id: int, files: dict[str, dict[str, Any]]) -> str:
+    lines = f"project:{project_id}\n" + "".join(f"{name}:{files[name]['sha256']}\n" for name in sorted(files))
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
@@ -181,7 +184,7 @@ def _manifest(
         "project": {"id": project.id, "name": project.name},
         "round_id": filters.round_id,
         "filters": {"round_id": filters.round_id, "complete_only": filters.complete_only},
-        "content_sha256": content_hash(files),
+        "content_sha256": content_hash(project.id, files),
         "content_sha256_of": CONTENT_HASH,
         "recipe": RECIPE,
         "taxonomy": project.harm_taxonomy,
