@@ -165,7 +165,8 @@ def test_list_filters_and_log_tail(client, db_session, admin_headers, inputs, se
         "/api/v1/jobs", params={"project_id": inputs["project_id"], "state": "queued"}, headers=admin_headers
     )
     assert [j["id"] for j in listed.json()] == [job["id"]]
-    assert client.get("/api/v1/jobs", params={"kind": "ppo-lag"}, headers=admin_headers).json() == []
+    other_kind = {"project_id": inputs["project_id"], "kind": "ppo-lag"}
+    assert client.get("/api/v1/jobs", params=other_kind, headers=admin_headers).json() == []
     job_dir = Path(settings.artifacts_dir) / "jobs" / str(job["id"])
     job_dir.mkdir(parents=True)
     (job_dir / "stderr.log").write_text("".join(f"line {i}\n" for i in range(500)))
