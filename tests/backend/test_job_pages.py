@@ -72,6 +72,30 @@ def test_the_job_page_shows_progress_eta_worker_error_log_inputs_and_produced_mo
     assert f'action="/admin/jobs/{job.id}/cancel"' in html and "/retry" not in html
 
 
+def test_the_job_page_and_the_api_show_the_world_size_and_say_metrics_come_from_rank_0(  # type: ignore[no-untyped-def]
+    admin, db_session
+) -> None:
+    user, client = admin
+    single = make_job(db_session)
+    eight = make_job(db_session, gpus=8, nodes=1)
+    sixteen = make_job(db_session, gpus=16, nodes=2)
+
+    def shown(job: TrainingJob) -> str:
+        html = client.get(f"/admin/jobs/{job.id}").text
+        found = re.search(r'<span id="job-world-size">([^<]*)</span>', html)
+        assert found is not None and 'id="rank-note"' in html and "rank 0 only" in html
+        return found.group(1)
+
+    assert shown(single) == "world size 1"
+    assert shown(eight) == "world size 8 (8 GPUs × 1 node)"
+    assert shown(sixteen) == "world size 16 (8 GPUs × 2 nodes)"
+    headers = token_headers(db_session, user)
+    api = TestClient(client.app)
+    for job, size in ((single, 1), (eight, 8), (sixteen, 16)):
+        body = api.get(f"/api/v1/jobs/{job.id}", headers=headers).json()
+        assert (body["world_size"], body["gpus"], body["nodes"]) == (size, job.gpus, job.nodes)
+
+
 def test_the_metrics_endpoint_returns_only_steps_after_the_given_one_grouped_per_metric(  # type: ignore[no-untyped-def]
     admin, db_session
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from backend.api.schemas.common import StrictModel
 from backend.domain.enums import JobKind, JobState
@@ -24,8 +24,16 @@ class JobSubmit(StrictModel):
     )
     project_id: int | None = None
     round_id: int | None = None
-    gpus: int = Field(1, ge=1, le=64, description="GPUs; more than one runs through the deepspeed launcher")
-    nodes: int = Field(1, ge=1, le=64, description="hosts; more than one uses a deepspeed hostfile")
+    gpus: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="GPUs of all nodes together (the world size); more than one runs through the "
+        "deepspeed launcher",
+    )
+    nodes: int = Field(
+        1, ge=1, le=64, description="hosts, sharing the GPUs evenly; more than one uses a deepspeed hostfile"
+    )
     max_attempts: int = Field(3, ge=1, le=20, description="attempts before a crashing job is failed")
 
 
@@ -58,6 +66,11 @@ class JobRead(BaseModel):
     heartbeat_at: dt.datetime | None
     cancelled_at: dt.datetime | None
     url: str = Field("", description="the job's page in the web UI")
+
+    @computed_field(description="processes of the run: one per GPU, all nodes together (= gpus)")  # type: ignore[prop-decorator]
+    @property
+    def world_size(self) -> int:
+        return self.gpus
 
 
 class JobLog(BaseModel):
