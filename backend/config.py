@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -11,6 +12,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET = "dev-insecure-secret-change-me"
+# GB and GiB are both 2**30 bytes: GPU memory is quoted so ("an 80GB GPU"), and the memory planner
+# of training/planning reads sizes the same way.
+SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+
+
+def parse_memory_size(text: str) -> int:
+    """'80GB', '24GiB', '80 G', '85899345920' (bytes) -> bytes; ValueError with a one-line reason."""
+    match = SIZE_RE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"unreadable memory size {text!r}; write e.g. 80GB, 24GiB or a byte count")
+    number, unit = match.groups()
+    value = int(float(number) * SIZE_UNITS[unit.upper()])
+    if value < 2**20:  # "80" is 80 bytes: certainly a forgotten unit
+        raise ValueError(f"memory size {text!r} is under 1 MiB; did you forget the unit (e.g. {number}GB)?")
+    return value
 
 
 class Settings(BaseSettings):
@@ -65,6 +82,13 @@ class Settings(BaseSettings):
     job_hostfile: Path | None = Field(
         None, description="DeepSpeed hostfile ('host slots=N' lines) for jobs that span several nodes"
     )
+    worker_gpu_memory: int | None = Field(
+        None,
+        description="memory of one GPU of this worker's jobs, e.g. 80GB, 24GiB or a byte count; the worker "
+        "refuses a job whose model states cannot fit it before starting any process. Unset: the smallest "
+        "visible GPU's memory (no check on a worker without GPUs). Set it below the real size to leave "
+        "headroom, or to declare the GPUs of the other nodes of a multi-node job",
+    )
     job_ingest_interval_s: float = Field(
         2, description="how often a running job's events.jsonl is read into the database"
     )
@@ -84,6 +108,13 @@ class Settings(BaseSettings):
         for prefix in ("postgres://", "postgresql://"):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @field_validator("worker_gpu_memory", mode="before")
+    @classmethod
+    def _memory_size(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_memory_size(value) if value.strip() else None
         return value
 
     @model_validator(mode="after")

@@ -2,9 +2,10 @@
 
 The task takes a job id only. The row is claimed with a conditional UPDATE (a duplicate delivery
 finds it no longer queued and returns); the worker writes ``run.json`` into the job's own
-directory (``<ARTIFACTS_DIR>/jobs/<id>/``) with the inputs resolved to paths, starts ``python -m
-training STAGE`` in a new process group, renews the lease from a heartbeat thread, ingests
-events.jsonl while the stage runs, and settles the job by exit status:
+directory (``<ARTIFACTS_DIR>/jobs/<id>/``) with the inputs resolved to paths, checks that the
+model states fit the GPUs (below), starts ``python -m training STAGE`` in a new process group,
+renews the lease from a heartbeat thread, ingests events.jsonl while the stage runs, and settles
+the job by exit status:
 
 - 0: register the produced model and succeed (one fenced transaction);
 - 2: a user mistake (bad option, bad data): failed at once with the stage's one-line message;
@@ -12,6 +13,13 @@ events.jsonl while the stage runs, and settles the job by exit status:
   complete checkpoint in the same output directory), else failed with the tail of stderr.
 
 A worker that lost its lease stops the subprocess and writes nothing more (worker/fence.py).
+
+The memory check is the planner's (training/planning/check.py, torch-free): a training job whose
+model states cannot fit one GPU's memory (``WORKER_GPU_MEMORY``, else the smallest visible GPU)
+under its ZeRO stage and offload, across all ``gpus`` of the job, fails at once and for good with
+the planner's line, which names a setting that would fit; no process is started, so no GPU hour is
+spent finding out. A worker without GPUs and without the setting checks nothing, nor does a job
+configured with ``device=cpu``. The stage makes the same check again on its own GPU.
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ from backend.domain.errors import DomainError
 from backend.services.jobs import Lease, claim_job
 from backend.services.jobs_submit import PROMPTS_FILE, PROMPTS_INPUT, ROLE_INPUTS, SNAPSHOT_INPUTS
 from backend.services.storage import resolve_artifact
+from training.errors import ConfigError
+from training.planning.check import ensure_fits
 from training.stages import get_stage
 from worker import fence, launch
 from worker.heartbeat import Heartbeat
@@ -95,8 +105,8 @@ def _resolve_inputs(session: Session, settings: Settings, job: TrainingJob) -> d
     return paths
 
 
-def _prepare(session: Session, settings: Settings, job: TrainingJob) -> tuple[Path, Path]:
-    """Write run.json into the job directory; (job_dir, output_dir)."""
+def _prepare(session: Session, settings: Settings, job: TrainingJob) -> tuple[Path, Path, dict[str, Any]]:
+    """Write run.json into the job directory; (job_dir, output_dir, the config written)."""
     job_dir = settings.artifacts_dir / (job.output_key or f"jobs/{job.id}")
     output_dir = job_dir / "output"
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -109,7 +119,29 @@ def _prepare(session: Session, settings: Settings, job: TrainingJob) -> tuple[Pa
     if stage.trains and "resume" in {f.name for f in dataclasses.fields(stage.config_cls)}:
         config["resume"] = "auto"  # a retry continues from the last complete checkpoint
     (job_dir / "run.json").write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
-    return job_dir, output_dir
+    return job_dir, output_dir, config
+
+
+def gpu_memory(settings: Settings) -> int | None:
+    """Bytes of one GPU for the memory check: the operator's WORKER_GPU_MEMORY, else the smallest
+    visible GPU (read once per worker process); None (no check) on a worker without GPUs."""
+    if settings.worker_gpu_memory is not None:
+        return settings.worker_gpu_memory
+    return launch.visible_gpu_memory()
+
+
+def memory_refusal(job: TrainingJob, config: dict[str, Any], memory: int | None) -> str | None:
+    """The planner's one-line refusal when the job's model states cannot fit ``memory`` bytes per
+    GPU over its ``gpus`` (all nodes together); None when they fit or nothing can be checked."""
+    if memory is None or config.get("device") == "cpu":
+        return None  # nothing known to check against, or a run that uses no GPU memory
+    if not get_stage(job.kind.value).trains:
+        return None  # generate and evaluate hold no optimizer states: the planner has no model of them
+    try:
+        ensure_fits(job.kind.value, config, gpus=job.gpus, gpu_memory=memory)
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def _child_env(settings: Settings) -> dict[str, str]:
@@ -191,17 +223,30 @@ def _settle(
 
 
 def _command(settings: Settings, job: TrainingJob, job_dir: Path) -> list[str]:
+    if job.gpus > 1 and not get_stage(job.kind.value).trains:
+        # Under the launcher every rank would run the whole stage and write the same files.
+        raise InputError(f"{job.kind.value} runs in one process; submit it with gpus=1")
     hostfile = None
     if job.nodes > 1:
         if settings.job_hostfile is None:
             raise InputError(f"the job asks for {job.nodes} nodes but this worker has no JOB_HOSTFILE")
         hostfile = settings.job_hostfile
-    return launch.training_command(
-        stage=job.kind.value, run_json=job_dir / "run.json", gpus=job.gpus, nodes=job.nodes, hostfile=hostfile
-    )
+    try:
+        return launch.training_command(
+            stage=job.kind.value,
+            run_json=job_dir / "run.json",
+            gpus=job.gpus,
+            nodes=job.nodes,
+            hostfile=hostfile,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def run_job(job_id: int, *, settings: Settings, sessions: sessionmaker[Session]) -> Outcome:
+    # Before the claim: the first job of a worker process may wait for the GPU probe, and the lease
+    # is only renewed once the stage runs.
+    memory = gpu_memory(settings)
     with sessions() as session:
         lease = claim_job(
             session=session, job_id=job_id, worker_id=worker_id(), lease_seconds=settings.job_lease_seconds
@@ -211,8 +256,13 @@ def run_job(job_id: int, *, settings: Settings, sessions: sessionmaker[Session])
         job = session.get(TrainingJob, job_id)
         assert job is not None
         try:
-            job_dir, output_dir = _prepare(session, settings, job)
+            job_dir, output_dir, config = _prepare(session, settings, job)
             command = _command(settings, job, job_dir)
+            refusal = memory_refusal(job, config, memory)
+            if refusal is not None:  # like exit 2 of a stage: a retry cannot make it fit
+                logger.info("job %s refused before launch: %s", job_id, refusal)
+                fence.finish(session, lease, JobState.failed, refusal)
+                return Outcome(job_id, "failed", refusal)
             proc = launch.start(command, job_dir=job_dir, env=_child_env(settings))
         except (InputError, OSError) as exc:  # nothing ran: retrying on this worker cannot help
             message = f"could not start the stage: {exc}"

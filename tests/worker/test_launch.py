@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from worker.launch import start, stop_group, training_command, write_hostfile
 
 
@@ -47,7 +49,11 @@ def test_several_nodes_use_a_hostfile(tmp_path: Path) -> None:
         "--num_nodes",
         "2",
     ]
+    # The job's 16 GPUs split over the 2 nodes, whatever slots the hostfile lists: world size 16.
+    assert command[7:9] == ["--num_gpus", "8"]
     assert command[-5:] == ["--module", "training", "sft", "--config", str(tmp_path / "run.json")]
+    with pytest.raises(ValueError, match="10 GPUs do not split evenly over 3 nodes"):
+        training_command(stage="sft", run_json=tmp_path / "run.json", gpus=10, nodes=3, hostfile=hostfile)
 
 
 def test_a_group_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
@@ -103,8 +109,6 @@ def test_the_worker_parent_never_imports_torch() -> None:
 
 
 def test_a_multi_node_job_without_a_hostfile_fails_before_starting(tmp_path: Path) -> None:
-    import pytest
-
     from backend.config import Settings
     from backend.db.models import TrainingJob
     from backend.domain.enums import JobKind
@@ -116,3 +120,22 @@ def test_a_multi_node_job_without_a_hostfile_fails_before_starting(tmp_path: Pat
     hostfile = write_hostfile(tmp_path / "hostfile", ["a", "b"], slots_per_host=8)
     command = _command(Settings(job_hostfile=hostfile), job, tmp_path)
     assert command[:5] == ["deepspeed", "--master_port", "29500", "--hostfile", str(hostfile)]
+    uneven = TrainingJob(id=2, kind=JobKind.sft, gpus=9, nodes=2)
+    with pytest.raises(InputError, match="9 GPUs do not split evenly over 2 nodes"):
+        _command(Settings(job_hostfile=hostfile), uneven, tmp_path)
+
+
+def test_a_stage_that_runs_in_one_process_is_refused_several_gpus(tmp_path: Path) -> None:
+    """Under the launcher every rank would run the whole of generate and write the same files."""
+    from backend.config import Settings
+    from backend.db.models import TrainingJob
+    from backend.domain.enums import JobKind
+    from worker.runner import InputError, _command
+
+    for kind in (JobKind.generate, JobKind.evaluate):
+        with pytest.raises(InputError, match=f"^{kind.value} runs in one process; submit it with gpus=1$"):
+            _command(Settings(), TrainingJob(id=3, kind=kind, gpus=2, nodes=1), tmp_path)
+    assert _command(Settings(), TrainingJob(id=4, kind=JobKind.generate, gpus=1, nodes=1), tmp_path)[1:3] == [
+        "-m",
+        "training",
+    ]
