@@ -293,6 +293,13 @@ def test_the_report_page_tables_and_plots_every_round_and_links_the_exports(worl
             "agreement_harmlessness": 0.9,
             "true_helpfulness": helpful,
             "true_unsafe_rate": unsafe,
+            # Round 1's held-out part had no unsafe answer of any category; round 2's had some.
+            "cost_recall_by_category": None
+            if number == 1
+            else {"Privacy Violation": 0.625, "Self-Harm": 1.0},
+            "cost_unsafe_count_by_category": None
+            if number == 1
+            else {"Privacy Violation": 8, "Self-Harm": 3},
         }
         db_session.add(
             Round(project_id=made.project_id, number=number, state=RoundState.completed, report=row)
@@ -313,6 +320,15 @@ def test_the_report_page_tables_and_plots_every_round_and_links_the_exports(worl
     assert f'href="/api/v1/projects/{made.project_id}/rounds/report"' in html
     assert '<script src="/vendor/plotly.min.js"></script>' in html and "round_report.js" in html
     assert "data-rows='[{" in html and "&#34;" not in html.split("data-rows='")[1].split("'")[0]
+    recall = html.split('id="recall-table"')[1].split("</table>")[0]
+    assert [h for h in ("Privacy Violation", "Self-Harm") if f'class="num">{h}</th>' in recall] == [
+        "Privacy Violation",
+        "Self-Harm",
+    ]
+    second = recall.split('<tr data-recall-round="2">')[1].split("</tr>")[0]
+    assert "62.5%" in second and "n=8" in second and "100.0%" in second and "n=3" in second
+    first = recall.split('<tr data-recall-round="1">')[1].split("</tr>")[0]
+    assert first.count('<span class="muted">–</span>') == 2 and "n=" not in first
 
     listing = client.get(f"/admin/projects/{made.project_id}/rounds").text
     assert listing.count('<tr data-round-id="') == 2

@@ -1,11 +1,12 @@
 """The per-round report: one row per round, from its jobs' summaries and its annotations.
 
-Sources: the reward model's `eval/accuracy` and the cost model's `eval/accuracy_sign` (their
-summary.json, kept as the registered model's metrics); λ from the policy job's last `train/lambda`;
-mean reward, mean cost and the unsafe ratio of the new policy, its win rates and, in the toy world,
-the judges' true helpfulness and unsafe rate from the arena's summary.json on held-out prompts;
-agreement per axis from the round's votes (backend/services/quality). A completed round's row is
-stored in round.report; a round still running gets a live, partial row.
+Sources: the reward model's `eval/accuracy`, the cost model's `eval/accuracy_sign` and its recall
+per harm category, `eval/recall/<category>` with `eval/unsafe_count/<category>` (their
+summary.json, kept as the registered model's metrics); λ from the policy job's last
+`train/lambda`; mean reward, mean cost and the unsafe ratio of the new policy, its win rates and,
+in the toy world, the judges' true helpfulness and unsafe rate from the arena's summary.json on
+held-out prompts; agreement per axis from the round's votes (backend/services/quality). A
+completed round's row is stored in round.report; a round still running gets a live, partial row.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ COLUMNS = (
     "agreement_harmlessness",
     "true_helpfulness",
     "true_unsafe_rate",
+    "cost_recall_by_category",
+    "cost_unsafe_count_by_category",
 )
 SAFETY_CELLS = (
     "red_safe/blue_safe",
@@ -54,6 +57,21 @@ SAFETY_CELLS = (
 def _metric(metrics: dict[str, Any], key: str) -> float | None:
     value = metrics.get(key)
     return float(value) if isinstance(value, int | float) else None
+
+
+def _by_category(metrics: dict[str, Any], prefix: str) -> dict[str, float] | None:
+    """{category: value} of the metrics named `<prefix><category>`; None when there are none (the
+    held-out part had no response labelled unsafe, or the model predates the metric)."""
+    found = {
+        key.removeprefix(prefix): float(value)
+        for key, value in metrics.items()
+        if key.startswith(prefix) and isinstance(value, int | float)
+    }
+    return dict(sorted(found.items())) or None
+
+
+def _counts(values: dict[str, float] | None) -> dict[str, int] | None:
+    return None if values is None else {name: int(count) for name, count in values.items()}
 
 
 def _model_metrics(session: Session, model_id: int | None) -> dict[str, Any]:
@@ -142,8 +160,8 @@ def build_round_report(session: Session, round_: Round) -> dict[str, Any]:
         "lambda": _last_metric(session, None if policy_job is None else policy_job.id, "train/lambda"),
         "arena": _arena(arena),
         "win_rate": _metric(arena, "eval/blue_win_rate"),
-        # Not measured yet: needs the cost model's scores per category on labelled rows (docs/rounds.md).
-        "cost_recall_by_category": None,
+        "cost_recall_by_category": _by_category(cost, "eval/recall/"),
+        "cost_unsafe_count_by_category": _counts(_by_category(cost, "eval/unsafe_count/")),
         "true_helpfulness": _metric(arena, "eval/blue/true_helpfulness"),
         "true_unsafe_rate": _metric(arena, "eval/blue/true_unsafe_ratio"),
         "previous_true_helpfulness": _metric(arena, "eval/red/true_helpfulness"),
@@ -168,10 +186,19 @@ def round_report(*, session: Session, project_id: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell: empty for null; a per-category dict as JSON (the categories vary by round)."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
 def report_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(COLUMNS), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: "" if row.get(key) is None else row[key] for key in COLUMNS})
+        writer.writerow({key: _cell(row.get(key)) for key in COLUMNS})
     return out.getvalue()
