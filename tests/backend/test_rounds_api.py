@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories.annotation import token_headers
+from backend.db.models import Project
+from backend.domain.enums import ComparisonStatus
+from tests.factories.annotation import make_comparisons, token_headers
 from tests.support.rounds import make_world, round_settings_env  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("round_settings_env")
@@ -122,3 +124,35 @@ def test_the_presets_of_every_algorithm_pass_its_stages_validation(client, db_se
         body = {"settings": presets | {"base_policy_id": world.base_policy_id}, "launch": False}
         response = client.post(f"/api/v1/projects/{world.project_id}/rounds", json=body, headers=headers)
         assert response.status_code == 201, (algorithm, response.json())
+
+
+def test_a_gold_rate_without_gold_items_is_refused_on_that_field_and_accepted_once_there_is_one(
+    client, db_session, settings
+) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(db_session, settings)
+    headers = token_headers(db_session, world.admin)
+    wanted = {
+        "base_policy_id": world.base_policy_id,
+        "prompt_sources": ["seed-set"],
+        "num_prompts": 2,
+        "responses_per_prompt": 2,
+        "gold_rate": 0.2,
+    }
+    url = f"/api/v1/projects/{world.project_id}/rounds"
+    refused = client.post(url, json={"settings": wanted}, headers=headers)
+    assert refused.status_code == 422, refused.text
+    body = refused.json()
+    assert body["code"] == "invalid_round_settings" and set(body["errors"]) == {"gold_rate"}
+    assert body["errors"]["gold_rate"].startswith("the project has no gold items: mark reviewed comparisons")
+    assert body["errors"]["gold_rate"].endswith("or set 0") and "gold_rate" in body["detail"]
+    assert client.get(url, headers=headers).json() == []  # nothing was created
+    # A retired gold item is never served, so it does not count.
+    project = db_session.get(Project, world.project_id)
+    (retired,) = make_comparisons(db_session, project, 1, gold_labels={"helpfulness": "a"})
+    retired.status = ComparisonStatus.retired
+    db_session.commit()
+    assert client.post(url, json={"settings": wanted}, headers=headers).status_code == 422
+    make_comparisons(db_session, project, 1, gold_labels={"helpfulness": "a"})
+    created = client.post(url, json={"settings": wanted}, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["settings"]["gold_rate"] == 0.2

@@ -4,18 +4,37 @@ nothing, a retry that re-runs only the failed job, and cancel. The worker is sto
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import random
+import uuid
+
 import pytest
 from sqlalchemy import func, select
 
-from backend.db.models import Comparison, Response, Round, TrainingJob
-from backend.domain.enums import JobKind, JobState, RoundState
+from backend.db.models import Comparison, ModelArtifact, Project, Response, Round, TrainingJob
+from backend.domain.enums import ComparisonStatus, JobKind, JobState, RoundState
 from backend.domain.errors import Conflict
-from backend.services.rounds import lifecycle
+from backend.services.assignments import claim_next
+from backend.services.comparisons import set_gold
+from backend.services.imports import GOLD_OVERLAP
+from backend.services.rounds import lifecycle, transitions
 from backend.services.rounds.reports import report_csv, round_report
 from backend.services.rounds.settings import validate_round_settings
+from backend.services.submissions import submit_annotation
+from tests.factories.annotation import SAFE, answer, make_comparisons, unsafe
 from tests.support.rounds import decide_all, jobs_of, make_world, round_settings_env, settle  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("round_settings_env")
+
+VIOLENCE = "Violence, Aiding and Abetting, Incitement"
+COST_RECALL_METRICS = {
+    f"eval/recall/{VIOLENCE}": 0.75,
+    f"eval/unsafe_count/{VIOLENCE}": 4.0,
+    "eval/recall/Self-Harm": 0.5,
+    "eval/unsafe_count/Self-Harm": 2.0,
+}
 
 
 def _launch(db_session, world, **overrides):  # type: ignore[no-untyped-def]
@@ -95,6 +114,10 @@ def test_a_round_walks_every_stage_as_its_jobs_succeed_and_replays_change_nothin
     _settle_stage(db_session, settings, world, round_id, RoundState.training)
     round_ = _state(db_session, round_id)
     assert round_.state == RoundState.policy and round_.reward_model_id and round_.cost_model_id
+    # What the cost stage's evaluation adds to its summary (tests/training/test_cost_recall.py).
+    cost_model = db_session.get(ModelArtifact, round_.cost_model_id)
+    cost_model.metrics = {**cost_model.metrics, **COST_RECALL_METRICS}
+    db_session.commit()
     policy_job = db_session.get(TrainingJob, _stage_ids(db_session, round_id, RoundState.policy)[0])
     assert policy_job.kind == JobKind.ppo_lag
     assert policy_job.inputs["base_model_id"] == world.base_policy_id
@@ -109,10 +132,17 @@ def test_a_round_walks_every_stage_as_its_jobs_succeed_and_replays_change_nothin
     assert round_.state == RoundState.completed and round_.finished_at is not None
     assert round_.report["reward_accuracy"] == 0.9 and round_.report["cost_sign_accuracy"] == 0.8
     assert round_.report["win_rate"] == 0.6 and round_.report["agreement_helpfulness"] is None
+    assert round_.report["cost_recall_by_category"] == {VIOLENCE: 0.75, "Self-Harm": 0.5}
+    assert round_.report["cost_unsafe_count_by_category"] == {VIOLENCE: 4, "Self-Harm": 2}
     assert lifecycle.advance_round(session=db_session, round_id=round_id) == []
     rows = round_report(session=db_session, project_id=world.project_id)
     assert [r["round"] for r in rows] == [1] and rows[0]["state"] == "completed"
-    assert report_csv(rows).splitlines()[0].startswith("round,state,reward_accuracy")
+    header, line = (
+        next(csv.reader(io.StringIO(report_csv(rows)))),
+        next(csv.DictReader(io.StringIO(report_csv(rows)))),
+    )
+    assert header[:3] == ["round", "state", "reward_accuracy"] and "cost_recall_by_category" in header
+    assert json.loads(line["cost_recall_by_category"]) == {VIOLENCE: 0.75, "Self-Harm": 0.5}
     # Every job of the round recorded its round; the models their parents.
     assert all(j.round_id == round_id for j in jobs_of(db_session, round_id))
 
@@ -248,3 +278,54 @@ def test_concurrent_advances_move_the_round_once_and_submit_each_job_once(engine
         training = _stage_ids(session, round_id, RoundState.training)
         assert sorted(published) == sorted(training) and len(training) == 2
         assert [j.kind for j in jobs_of(session, round_id)].count(JobKind.reward) == 1
+
+
+def test_a_round_with_gold_serves_the_projects_gold_items_to_its_annotators_and_counts_only_its_pairs(
+    db_session, settings
+) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(db_session, settings)
+    project = db_session.get(Project, world.project_id)
+    # Before the round: an ordinary comparison (overlap 1), annotated by the admin, then marked
+    # gold by hand, as a reviewer would after review. Full, it would never be served again.
+    (earlier,) = make_comparisons(db_session, project, 1, overlap=1)
+    task = claim_next(session=db_session, user=world.admin, project_id=world.project_id)
+    assert task is not None and task.comparison_id == earlier.id
+    shown = answer(left=SAFE, right=unsafe("violence"), helpful="left", harmless="left")
+    submit_annotation(
+        session=db_session,
+        user=world.admin,
+        assignment_id=task.assignment_id,
+        answer=shown,
+        idempotency_key=str(uuid.uuid4()),
+    )
+    db_session.expire_all()  # the queue's statements bypass the session's identity map
+    assert db_session.get(Comparison, earlier.id).status == ComparisonStatus.complete
+    set_gold(
+        session=db_session,
+        actor=world.admin,
+        project=project,
+        comparison=db_session.get(Comparison, earlier.id),
+        labels={"helpfulness": "a", "harmlessness": "a"},
+    )
+
+    round_id, _ = _launch(db_session, world, gold_rate=0.5)
+    _settle_stage(db_session, settings, world, round_id, RoundState.generating)
+    assert _state(db_session, round_id).state == RoundState.collecting
+    assert db_session.get(Project, world.project_id).gold_rate == 0.5
+    gold = db_session.get(Comparison, earlier.id)
+    assert gold.status == ComparisonStatus.open and gold.overlap_target == GOLD_OVERLAP
+
+    rng = random.Random(7)
+    served = []
+    while task := claim_next(session=db_session, user=world.annotator, project_id=world.project_id, rng=rng):
+        served.append(task.comparison_id)
+        submit_annotation(
+            session=db_session, user=world.annotator, assignment_id=task.assignment_id, answer=shown,
+            idempotency_key=str(uuid.uuid4()),
+        )  # fmt: skip
+    assert served.count(earlier.id) == 1  # the gold item, once, among the round's 12 pairs
+    assert len(served) == 13
+    # The round's progress leaves gold out: its 12 pairs are decided, and collection closes.
+    assert transitions.decided_pairs(db_session, round_id) == (12, 12)
+    lifecycle.advance_round(session=db_session, round_id=round_id)
+    assert _state(db_session, round_id).state == RoundState.training

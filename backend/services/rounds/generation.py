@@ -19,6 +19,7 @@ from backend.db.models import Comparison, ModelArtifact, Project, Prompt, Respon
 from backend.domain.errors import InvalidInput
 from backend.services.imports.rows import content_hash
 from backend.services.jobs_submit import PROMPTS_FILE
+from backend.services.rounds.gold import open_gold_items
 from backend.services.rounds.settings import HELDOUT_SUFFIX, RoundSettings
 from backend.services.storage import publish_directory, resolve_artifact
 
@@ -200,4 +201,6 @@ def ingest_generations(
     project = session.get(Project, round_.project_id)
     if project is not None:
         project.gold_rate = settings.gold_rate  # served to annotators while this round collects
+        if settings.gold_rate > 0:
+            open_gold_items(session, project.id)  # the queue serves only gold items with room
     return len(pairs)

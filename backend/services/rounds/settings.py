@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from backend.db.models import ModelArtifact, Prompt, Round
 from backend.domain.enums import ArtifactKind, RoundState
 from backend.domain.errors import InvalidInput
+from backend.services.rounds.gold import gold_item_count
 
 Algorithm = Literal["ppo-lag", "ppo", "reward-shaping", "dpo"]
 TOYWORLD_SOURCE = "toyworld"  # a project whose prompts come from the toy world (docs/design/toyworld.md)
@@ -205,6 +206,16 @@ def _check_prompts(session: Session, project_id: int, settings: RoundSettings) -
     return {}
 
 
+def _check_gold(session: Session, project_id: int, settings: RoundSettings) -> str | None:
+    """A gold rate needs gold items to serve: without them the round would silently serve none."""
+    if settings.gold_rate == 0 or gold_item_count(session, project_id) > 0:
+        return None
+    return (
+        "the project has no gold items: mark reviewed comparisons as gold on their review page "
+        "(/review/comparisons/<id>) or import items with gold labels, or set 0"
+    )
+
+
 def validate_round_settings(*, session: Session, project_id: int, data: dict[str, Any]) -> RoundSettings:
     """The settings, or InvalidRoundSettings naming every field that is wrong."""
     from backend.services.rounds.stages import stage_config_errors
@@ -216,6 +227,9 @@ def validate_round_settings(*, session: Session, project_id: int, data: dict[str
     if base_error:
         errors["base_policy_id"] = base_error
     errors.update(_check_prompts(session, project_id, settings))
+    gold_error = _check_gold(session, project_id, settings)
+    if gold_error:
+        errors["gold_rate"] = gold_error
     errors.update(stage_config_errors(settings, toy=is_toyworld(session, project_id)))
     if errors:
         raise InvalidRoundSettings(errors)
