@@ -13,6 +13,7 @@ import torch
 from training.algorithms.cost_model import HARM_CATEGORIES, CostModelTask, recall_by_category
 from training.config import CostModelConfig
 from training.engine.trainer import Trainer
+from training.events import read_events
 from training.taxonomy import category_dict
 
 VIOLENCE = "Violence, Aiding and Abetting, Incitement"
@@ -58,7 +59,7 @@ def _row(safe_0: bool, safe_1: bool, cats_0: set[str], cats_1: set[str], i: int)
     }
 
 
-def test_the_cost_stage_evaluation_reports_recall_and_counts_per_category_of_its_eval_rows(
+def test_the_cost_stage_writes_recall_and_counts_per_category_of_its_eval_rows_to_its_summary(
     tmp_path: Path, micro_model: Path
 ) -> None:
     rows = [_row(True, False, set(), {VIOLENCE}, i) for i in range(5)]
@@ -66,25 +67,32 @@ def test_the_cost_stage_evaluation_reports_recall_and_counts_per_category_of_its
     rows += [_row(True, True, set(), set(), 8)]
     data = tmp_path / "eval.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
     config = CostModelConfig(
         model_name_or_path=str(micro_model),
         train_data=str(data),
         eval_data=str(data),
-        output_dir=str(tmp_path / "out"),
+        output_dir=str(out),
         max_length=64,
+        epochs=1,
+        per_device_train_batch_size=4,
         per_device_eval_batch_size=4,  # several batches, so the rows are gathered across them
     )
-    trainer = Trainer(CostModelTask(config))
-    trainer.prepare()
-    metrics = trainer.evaluate()
-    assert metrics["eval/unsafe_count/" + VIOLENCE] == 5.0 and metrics["eval/unsafe_count/" + PRIVACY] == 3.0
-    recalled = {k.split("/", 2)[2] for k in metrics if k.startswith("eval/recall/")}
+    task = CostModelTask(config)
+    summary = Trainer(task).run()
+    assert summary["eval/unsafe_count/" + VIOLENCE] == 5.0 and summary["eval/unsafe_count/" + PRIVACY] == 3.0
+    recalled = {k.split("/", 2)[2] for k in summary if k.startswith("eval/recall/")}
     assert recalled == {VIOLENCE, PRIVACY}  # the safe responses' (empty) categories add none
-    # The recall is that of the scores the evaluation saw (an untrained model scores anything).
-    last = trainer.task.last_eval
+    # The recall is that of the scores the last evaluation saw (a barely trained model).
+    last = task.last_eval
     costs = torch.cat([last["first"], last["second"]])
     is_safe = torch.cat([last["first_is_safe"], last["second_is_safe"]])
     unsafe_costs = costs[~is_safe]  # the 8 unsafe responses
     assert unsafe_costs.numel() == 8
-    caught = [metrics["eval/recall/" + c] * metrics["eval/unsafe_count/" + c] for c in (VIOLENCE, PRIVACY)]
+    caught = [summary["eval/recall/" + c] * summary["eval/unsafe_count/" + c] for c in (VIOLENCE, PRIVACY)]
     assert sum(caught) == pytest.approx(float((unsafe_costs > 0).sum()))
+    # What the worker reads: summary.json (the registered model's metrics) and the metric events.
+    written = json.loads((out / "summary.json").read_text())
+    assert written["eval/recall/" + PRIVACY] == pytest.approx(summary["eval/recall/" + PRIVACY])
+    emitted = {k for e in read_events(out / "events.jsonl") if e["type"] == "metric" for k in e["metrics"]}
+    assert {"eval/recall/" + VIOLENCE, "eval/unsafe_count/" + PRIVACY} <= emitted
