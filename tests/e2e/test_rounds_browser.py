@@ -283,7 +283,7 @@ def test_the_report_draws_charts_across_rounds_that_save_as_png_and_the_launcher
 
     page.goto(f"{server.url}/admin/projects/{seeded.project_id}/rounds/new")
     # Toy-world presets: the main hyperparameters have fields, the rest stays in each stage's JSON.
-    expect(page.locator("#policy_config__kl_coeff")).to_have_value("0.1")
+    expect(page.locator("#policy_config__kl_coeff")).to_have_value("0.05")
     expect(page.locator("#reward_config__learning_rate")).to_have_value("0.001")
     expect(page.locator("#policy_config")).not_to_contain_text("kl_coeff")
     page.select_option("#base_policy_id", str(seeded.policy_id))

@@ -67,8 +67,8 @@ TOY_SUPERVISED = {
 }
 TOY_POLICY = {
     "max_prompt_length": 40,
-    "kl_coeff": 0.1,
-    "actor_learning_rate": 2e-4,
+    "kl_coeff": 0.05,
+    "actor_learning_rate": 4e-4,
     "critic_learning_rate": 1e-4,
     "epochs": 1000,
     "max_steps": 100,
