@@ -166,6 +166,14 @@ def submit_job(
     transaction); the caller publishes the wake-up message afterwards."""
     if not 1 <= gpus <= MAX_GPUS or not 1 <= nodes <= MAX_GPUS or nodes > gpus:
         raise InvalidInput(f"gpus must lie in 1..{MAX_GPUS} and nodes in 1..gpus")
+    if gpus % nodes:
+        # The launcher starts gpus/nodes processes on each node (gpus counts all nodes together).
+        raise InvalidInput(
+            f"gpus ({gpus}) must be a multiple of nodes ({nodes}): each node runs gpus/nodes ranks"
+        )
+    if gpus > 1 and not get_stage(kind.value).trains:
+        # Under the launcher every rank would run the whole stage and write the same files.
+        raise InvalidInput(f"{kind.value} runs in one process; submit it with gpus=1")
     if not 1 <= max_attempts <= 20:
         raise InvalidInput("max_attempts must lie in 1..20")
     normalised = _validated_config(kind, config, inputs)

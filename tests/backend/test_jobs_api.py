@@ -90,6 +90,38 @@ def test_invalid_submissions_are_refused_before_anything_is_queued(
         assert message in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("placement", "message"),
+    [
+        ({"gpus": 3, "nodes": 2}, "gpus (3) must be a multiple of nodes (2)"),
+        ({"gpus": 2, "nodes": 3}, "nodes in 1..gpus"),
+    ],
+)
+def test_a_placement_the_launcher_cannot_start_is_refused(
+    client, db_session, admin_headers, inputs, placement, message
+) -> None:  # type: ignore[no-untyped-def]
+    before = job_count(db_session)
+    response = client.post("/api/v1/jobs", json=body(inputs) | placement, headers=admin_headers)
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+    assert job_count(db_session) == before
+
+
+def test_a_stage_that_runs_in_one_process_is_refused_several_gpus(  # type: ignore[no-untyped-def]
+    client, db_session, admin_headers, inputs
+) -> None:
+    payload = {
+        "kind": "generate",
+        "project_id": inputs["project_id"],
+        "config": {},
+        "inputs": {"base_model_id": inputs["base_model_id"], "snapshot_id": inputs["snapshot_id"]},
+        "gpus": 2,
+    }
+    response = client.post("/api/v1/jobs", json=payload, headers=admin_headers)
+    assert response.status_code == 422
+    assert "generate runs in one process; submit it with gpus=1" in response.json()["detail"]
+
+
 def test_a_missing_or_unknown_input_is_refused_with_its_name(client, admin_headers, inputs) -> None:  # type: ignore[no-untyped-def]
     payload = body(inputs)
     del payload["inputs"]["base_model_id"]
