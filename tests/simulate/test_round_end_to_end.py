@@ -154,3 +154,8 @@ def test_a_tiny_round_completes_end_to_end_with_simulated_annotators_and_reports
     assert row["state"] == "completed" and row["true_unsafe_rate"] is not None, row  # judged by the judges
     assert row["lambda"] is not None and row["true_helpfulness"] is not None, row
     assert row["reward_accuracy"] is not None and 0.0 <= row["reward_accuracy"] <= 1.0, row
+    # Recall per harm category: only when the held-out pairs hold an answer labelled unsafe.
+    recall, counts = row["cost_recall_by_category"], row["cost_unsafe_count_by_category"]
+    assert (recall is None and counts is None) or (
+        set(recall) == set(counts) and all(0.0 <= r <= 1.0 for r in recall.values())
+    ), row
