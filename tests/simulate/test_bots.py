@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +222,61 @@ def test_create_token_prints_a_token_that_works_over_rest(server: LiveServer, da
     )  # fmt: skip
     assert missing.returncode == 1
     assert missing.stderr.strip() == "error: no active user nobody@example.test"
+
+
+def test_follow_keeps_annotating_pairs_imported_later_and_ctrl_c_ends_it_cleanly(
+    server: LiveServer, database_url: str
+) -> None:
+    """`--follow` is how bots annotate a round's pairs as they arrive: pairs imported while the bots
+    wait are annotated too, and SIGINT ends the run with its summary and status 0."""
+    world = seed_world(
+        database_url, annotators=0, overlap=1, data_file=None, rows=toy_pairs(4, 5), tokens=True
+    )
+    token = world.tokens[world.admin_email]
+    engine = create_engine(database_url)
+
+    def annotated() -> int:
+        with Session(engine) as session:
+            return len(
+                session.scalars(
+                    select(Annotation.id)
+                    .join(Comparison, Annotation.comparison_id == Comparison.id)
+                    .where(Comparison.project_id == world.project_id)
+                ).all()
+            )
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 120
+        while annotated() < count:
+            assert follower.poll() is None, follower.communicate()
+            assert time.monotonic() < deadline, f"{annotated()} of {count} pairs annotated"
+            time.sleep(0.5)
+
+    follower = subprocess.Popen(
+        [PYTHON, "-m", "simulate", "--url", server.url, "--token", token, "--project", str(world.project_id)]
+        + ["--bots", "2", "--follow"],
+        cwd=REPO_ROOT,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(4)
+        time.sleep(2)  # the bots now find nothing and wait
+        assert follower.poll() is None
+        more = "".join(json.dumps(r) + "\n" for r in toy_pairs(3, 6)).encode()
+        with Client(server.url, token) as admin:
+            assert (
+                admin.import_file(world.project_id, more, "pku_saferlhf", filename="more.jsonl").imported_rows
+                == 3
+            )
+        wait_for(7)
+        follower.send_signal(signal.SIGINT)
+        out, err = follower.communicate(timeout=60)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+        engine.dispose()
+    assert follower.returncode == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["submitted"] == 7
