@@ -11,23 +11,77 @@ DPO export a model ``from_pretrained`` loads.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import random
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.training.conftest import REPO, cli_env, free_port
+from tests.training.conftest import REPO, cli_env
 from tests.training.rl_fixtures import micro_rl
 from training.engine.serialization import load_state
 from training.events import read_events
 
 pytestmark = pytest.mark.deepspeed
 FIXTURES = (micro_rl,)
-LAUNCH_TIMEOUT = 300
+# A run takes 20-90 s on an idle 2-core machine, several minutes when the machine is loaded (and
+# the first launch of a checkout JIT-builds DeepSpeed's CPU comm op, about 2 minutes): the limit
+# only catches a hang.
+LAUNCH_TIMEOUT = 900
+
+
+def launch(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a launcher (torchrun, deepspeed, or one process) in a session of its own and return
+    its exit status and output. On a timeout the whole session is killed and the test fails with
+    the output so far: ``subprocess.run`` would kill the launcher alone and leave its ranks
+    running, loading the machine (and holding files) for the tests after it. Ranks still alive
+    after the launcher exited are killed the same way. Output goes to files, not pipes, so a
+    chatty rank never blocks on a full pipe."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err, start_new_session=True)
+        try:
+            code: int | None = proc.wait(timeout=LAUNCH_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            code = None
+        with contextlib.suppress(ProcessLookupError):  # an empty session: nothing was left running
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if code is None:
+        pytest.fail(
+            f"{Path(cmd[0]).name} did not finish within {LAUNCH_TIMEOUT} s (killed with its ranks):\n"
+            + stdout[-2000:]
+            + stderr[-4000:]
+        )
+    return subprocess.CompletedProcess(cmd, code, stdout, stderr)
+
+
+def launcher_port() -> int:
+    """A free port for the ``deepspeed`` launcher's rendezvous, below the kernel's ephemeral range.
+    A port from ``bind(0)`` is one the kernel hands out to other sockets too (the connections of
+    other runs' gloo ranks, Redis and Postgres clients), so between the check here and the
+    launcher's own bind someone else may take it; ports outside the ephemeral range are only ever
+    taken by an explicit bind."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(20000, min(low, 32768)), 200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and the ephemeral range")
 
 
 def _rl_args(paths: dict[str, Any], out: Path, **extra: Any) -> list[str]:
@@ -58,27 +112,11 @@ def torchrun(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     launcher = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert launcher, "torchrun is not installed next to this python"
     cmd = [launcher, "--standalone", "--nproc_per_node", "2"]  # standalone: torchrun picks a free port
-    return subprocess.run(
-        [*cmd, "-m", "training", *args],
-        cwd=REPO,
-        env=cli_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", **env),
-        capture_output=True,
-        text=True,
-        timeout=LAUNCH_TIMEOUT,
-        check=False,
-    )
+    return launch([*cmd, "-m", "training", *args], cli_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", **env))
 
 
 def single(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "training", *args],
-        cwd=REPO,
-        env=cli_env(OMP_NUM_THREADS="1"),
-        capture_output=True,
-        text=True,
-        timeout=LAUNCH_TIMEOUT,
-        check=False,
-    )
+    return launch([sys.executable, "-m", "training", *args], cli_env(OMP_NUM_THREADS="1"))
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> None:
@@ -269,15 +307,10 @@ def test_dpo_at_world_size_two_under_the_deepspeed_launcher_exports_a_loadable_m
         "device": "cpu",
         "num_threads": 1,
     }
-    cmd = [launcher, "--num_gpus", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port())]
-    done = subprocess.run(
+    cmd = [launcher, "--num_gpus", "2", "--master_addr", "127.0.0.1", "--master_port", str(launcher_port())]
+    done = launch(
         [*cmd, "--no_local_rank", "--module", "training", "dpo", *(f"--{k}={v}" for k, v in args.items())],
-        cwd=REPO,
-        env=cli_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1"),
-        capture_output=True,
-        text=True,
-        timeout=LAUNCH_TIMEOUT,
-        check=False,
+        cli_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1"),
     )
     ok(done)
     assert "dist_world_size=2" in done.stdout + done.stderr
