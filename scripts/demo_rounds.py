@@ -159,6 +159,9 @@ def run_round(
 ) -> dict[str, Any]:
     settings = api.round_presets(project_id) | DEMO_SETTINGS
     settings |= {"num_prompts": args.prompts, "responses_per_prompt": args.responses}
+    for key, value in args.settings.items():  # --settings: a stage config is merged option by option
+        merge = key.endswith("_config") and isinstance(value, dict)
+        settings[key] = {**settings.get(key, {}), **value} if merge else value
     if number == 1:
         settings["base_policy_id"] = sft_id
     # Collection ends when the queue is empty (below): the number of pairs depends on how many of
@@ -208,6 +211,19 @@ def table_rows(api: Client, project_id: int) -> list[dict[str, Any]]:
     return rows
 
 
+def load_settings(parser: argparse.ArgumentParser, path: Path | None) -> dict[str, Any]:
+    """The --settings file's object, or a one-line error naming the file."""
+    if path is None:
+        return {}
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        parser.error(f"--settings {path}: {exc}")
+    if not isinstance(loaded, dict):
+        parser.error(f"--settings {path}: a JSON object of round settings is expected")
+    return loaded
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     def cell(value: Any) -> str:
         return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
@@ -231,9 +247,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sft-epochs", type=int, default=3)
     parser.add_argument("--prompts", type=int, default=DEMO_SETTINGS["num_prompts"], help="per round")
     parser.add_argument("--responses", type=int, default=DEMO_SETTINGS["responses_per_prompt"])
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        default=None,
+        help="a JSON file of round settings over the presets (e.g. a policy_config with fewer steps)",
+    )
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("give an admin API token with --token or SAFERLHF_TOKEN")
+    args.settings = load_settings(parser, args.settings)
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     sft = build_assets(args.work, args.sft_rows, args.sft_epochs)
