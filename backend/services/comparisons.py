@@ -4,6 +4,10 @@ Changing the overlap target k keeps the queue's invariant: the row is locked, it
 recomputed from the counters (complete when submitted >= k), and submits beyond the new k are
 refused by the submit path (services/submissions.py), so no comparison ever ends with more than
 k submitted annotations. Sort and filter fields come from allowlists (docs/design/reliability.md C9).
+
+A gold comparison is served by the queue like any other (open, with room, not yet seen by the
+annotator), so one that becomes gold gets the room imported gold items have (`open_as_gold`), and
+one that stops being gold goes back to its ordinary overlap (`close_as_gold`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from backend.db.models import AuditEvent, Comparison, Project, User
 from backend.domain.enums import ComparisonStatus
 from backend.domain.errors import DomainError, InvalidInput, NotFound
 from backend.domain.taxonomy import MAX_SEVERITY
+from backend.services.imports import GOLD_OVERLAP
 from backend.services.projects import MAX_OVERLAP, taxonomy_keys
 
 SORT_FIELDS = {
@@ -28,6 +33,8 @@ SORT_FIELDS = {
     "created_at": Comparison.created_at,
 }
 MAX_PAGE = 500
+# The audit detail key that records the overlap a comparison had before it became gold.
+OVERLAP_BEFORE_GOLD = "overlap_before_gold"
 
 
 class BadQuery(DomainError):
@@ -175,18 +182,75 @@ def validate_gold_labels(project: Project, labels: dict[str, Any]) -> dict[str, 
     return labels
 
 
+def open_as_gold(comparison: Comparison) -> None:
+    """Give a gold comparison the room imported gold items have: an overlap target of at least
+    GOLD_OVERLAP, so every annotator can be shown it once, and status open. A retired one stays
+    retired (retiring takes it out of every queue, gold or not)."""
+    comparison.overlap_target = max(comparison.overlap_target, GOLD_OVERLAP)
+    if comparison.status is not ComparisonStatus.retired:
+        comparison.status = ComparisonStatus.open
+
+
+def make_gold(comparison: Comparison, labels: dict[str, Any]) -> dict[str, int]:
+    """Make a locked comparison a gold check with these (validated) labels and room for every
+    annotator. Returns the audit detail that records the overlap it had, when it was not gold
+    before, so that clearing gold can restore it (`clear_gold`)."""
+    record = {} if comparison.is_gold else {OVERLAP_BEFORE_GOLD: comparison.overlap_target}
+    comparison.is_gold = True
+    comparison.gold_labels = labels
+    open_as_gold(comparison)
+    return record
+
+
+def clear_gold(session: Session, project: Project, comparison: Comparison) -> None:
+    """Make a locked gold comparison ordinary work again: its overlap target goes back to the one
+    recorded when it became gold (the project's default overlap if none was recorded, as for
+    imported gold items), and its status is recomputed from its submitted annotations, so that it
+    is complete when it has enough instead of waiting for GOLD_OVERLAP of them."""
+    if not comparison.is_gold:
+        return
+    recorded = session.scalar(
+        select(AuditEvent.detail[OVERLAP_BEFORE_GOLD].as_integer())
+        .where(
+            AuditEvent.object_type == "comparison",
+            AuditEvent.object_id == comparison.id,
+            AuditEvent.detail.has_key(OVERLAP_BEFORE_GOLD),
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    comparison.is_gold = False
+    comparison.gold_labels = None
+    comparison.overlap_target = recorded or project.default_overlap
+    if comparison.status is not ComparisonStatus.retired:
+        full = comparison.submitted_count >= comparison.overlap_target
+        comparison.status = ComparisonStatus.complete if full else ComparisonStatus.open
+
+
+def lock_comparison(session: Session, comparison: Comparison) -> None:
+    """Lock the row and reload its counters: claims and submits change them under this lock, and
+    the status computed from them must not race with one in flight."""
+    session.refresh(comparison, with_for_update=True)
+
+
 def set_gold(
     *, session: Session, actor: User, project: Project, comparison: Comparison, labels: dict[str, Any] | None
 ) -> Comparison:
     """Make a comparison a hidden gold check with known answers, or (labels None) an ordinary one."""
-    comparison.is_gold = labels is not None
-    comparison.gold_labels = validate_gold_labels(project, labels) if labels is not None else None
+    valid = validate_gold_labels(project, labels) if labels is not None else None
+    lock_comparison(session, comparison)
+    detail: dict[str, int] = {}
+    if valid is not None:
+        detail = make_gold(comparison, valid)
+    else:
+        clear_gold(session, project, comparison)
     session.add(
         AuditEvent(
             actor_id=actor.id,
             action="comparison.gold_set" if labels is not None else "comparison.gold_clear",
             object_type="comparison",
             object_id=comparison.id,
+            detail=detail,
         )
     )
     session.commit()

@@ -13,6 +13,7 @@ from backend.domain.enums import UserRole
 from backend.domain.errors import InvalidInput, NotFound
 from backend.domain.labels import CanonicalAnswer, ResponseLabel, response_label_errors
 from backend.services.access import can_see_project
+from backend.services.comparisons import lock_comparison, make_gold
 from backend.services.projects import taxonomy_keys
 from backend.services.quality.aggregation import Aggregate, aggregate, disagreement
 from backend.services.quality.annotators import annotator_stats
@@ -207,10 +208,11 @@ def adjudicate(
         b_severity=answer.b.severity,
         note=note,
     )
+    gold_record: dict[str, int] = {}
+    if promote_to_gold:  # with room for every annotator, or the queue would never serve it
+        lock_comparison(session, comparison)
+        gold_record = make_gold(comparison, gold_from_answer(answer))
     session.add(adjudication)
-    if promote_to_gold:
-        comparison.is_gold = True
-        comparison.gold_labels = gold_from_answer(answer)
     session.flush()
     session.add(
         AuditEvent(
@@ -218,7 +220,7 @@ def adjudicate(
             action="comparison.adjudicate",
             object_type="comparison",
             object_id=comparison.id,
-            detail={"adjudication_id": adjudication.id, "promote_to_gold": promote_to_gold},
+            detail={"adjudication_id": adjudication.id, "promote_to_gold": promote_to_gold, **gold_record},
         )
     )
     session.commit()

@@ -4,18 +4,20 @@ annotators at the round's `gold_rate` (docs/rounds.md, "Launching a round").
 The queue (backend/services/assignments.py) serves a gold comparison like any other: open, with
 room under its overlap target, and not yet seen by the annotator. An imported gold item has room
 for every annotator (GOLD_OVERLAP), but a comparison promoted to gold after review, or marked gold
-by hand, keeps the overlap it was annotated under and is usually full already, so it would never be
-served. When a round with gold starts collecting, every gold item of the project gets the
-imported ones' room, so each of the round's annotators can be shown each gold item once.
+by hand before those paths gave it the same room (backend/services/comparisons.py, `open_as_gold`)
+kept the overlap it was annotated under and is usually full already, so it would never be served.
+When a round with gold starts collecting, every gold item of the project gets the imported ones'
+room, so each of the round's annotators can be shown each gold item once.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.db.models import Comparison
 from backend.domain.enums import ComparisonStatus
+from backend.services.comparisons import open_as_gold
 from backend.services.imports import GOLD_OVERLAP
 
 
@@ -44,13 +46,11 @@ def open_gold_items(session: Session, project_id: int) -> int:
         Comparison.status != ComparisonStatus.retired,
         Comparison.overlap_target < GOLD_OVERLAP,
     )
-    ids = list(session.scalars(select(Comparison.id).where(*where).order_by(Comparison.id).with_for_update()))
-    if not ids:
-        return 0
-    session.execute(
-        update(Comparison)
-        .where(Comparison.id.in_(ids))
-        .values(overlap_target=GOLD_OVERLAP, status=ComparisonStatus.open)
-        .execution_options(synchronize_session=False)
-    )
-    return len(ids)
+    # populate_existing: rows already in the session are reloaded under the lock, so the flush
+    # compares the new values with the database's, not with a stale copy.
+    locked = select(Comparison).where(*where).order_by(Comparison.id).with_for_update()
+    found = list(session.scalars(locked.execution_options(populate_existing=True)))
+    for comparison in found:
+        open_as_gold(comparison)  # the room set_gold and adjudication give a new gold item
+    session.flush()
+    return len(found)
