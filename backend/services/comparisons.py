@@ -7,7 +7,7 @@ k submitted annotations. Sort and filter fields come from allowlists (docs/desig
 
 A gold comparison is served by the queue like any other (open, with room, not yet seen by the
 annotator), so one that becomes gold gets the room imported gold items have (`open_as_gold`), and
-one that stops being gold goes back to its ordinary overlap (`close_as_gold`).
+one that stops being gold goes back to its ordinary overlap (`clear_gold`).
 """
 
 from __future__ import annotations
