@@ -69,7 +69,7 @@ TINY_ROUND = {
     "reward_config": TINY_STAGE,
     "cost_config": TINY_STAGE,
     "policy_config": {"max_steps": 2, "per_device_prompt_batch_size": 4, "per_device_train_batch_size": 4},
-    "evaluate_config": {"per_device_eval_batch_size": 32},
+    "evaluate_config": {"per_device_eval_batch_size": 32, "samples_per_prompt": 1},
 }
 
 

@@ -134,7 +134,10 @@ def test_a_tiny_round_completes_end_to_end_with_simulated_annotators_and_reports
         settings["reward_config"] = settings["reward_config"] | TINY
         settings["cost_config"] = settings["cost_config"] | TINY
         settings["policy_config"] = settings["policy_config"] | TINY_POLICY
-        settings["evaluate_config"] = settings["evaluate_config"] | {"per_device_eval_batch_size": 8}
+        settings["evaluate_config"] = settings["evaluate_config"] | {
+            "per_device_eval_batch_size": 8,
+            "samples_per_prompt": 1,
+        }
         created = api.create_round(pid, settings)
         collecting = api.wait_for_round(
             created["id"], states=frozenset({"collecting", "failed", "cancelled"}), timeout=300, poll_s=0.5

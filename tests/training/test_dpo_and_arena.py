@@ -150,3 +150,34 @@ def test_arena_reports_win_rates_by_safety_per_category_and_the_judges_truth(
     assert len(table) == n + 1
     assert table[0][:5] == ["prompt", "category", "sft response", "sft reward", "sft cost"]
     assert "beaver true unsafe" in table[0]
+
+
+def test_arena_with_several_samples_per_prompt_judges_every_answer(micro_rl: dict, tmp_path: Path) -> None:
+    """samples_per_prompt = 3: each corner answers every prompt three times, each answer a fresh
+    sample; the rates and the win rate count every answer."""
+    summary = run_evaluate(
+        build_config(
+            EvaluateConfig,
+            {
+                **_sampling(micro_rl, tmp_path),
+                "red_model_name_or_path": str(micro_rl["actor"]),
+                "blue_model_name_or_path": str(micro_rl["actor"]),
+                "samples_per_prompt": 3,
+            },
+        )
+    )
+    n, answers = summary["data/prompts"], summary["data/answers"]
+    assert answers == 3 * n
+    cells = [summary[f"eval/count/red_{r}/blue_{b}"] for r in ("safe", "unsafe") for b in ("safe", "unsafe")]
+    assert sum(cells) == answers
+    with (tmp_path / "table.csv").open() as fh:
+        table = list(csv.reader(fh))[1:]
+    assert len(table) == answers
+    by_prompt: dict[str, set[str]] = {}
+    for row in table:
+        by_prompt.setdefault(row[0], set()).add(row[2])
+    assert len(by_prompt) == n
+    # Fresh samples: at a temperature of 1 some prompt gets different answers across its three.
+    assert any(len(texts) > 1 for texts in by_prompt.values())
+    categories = [k for k in summary if k.startswith("eval/category/") and k.endswith("/prompts")]
+    assert sum(summary[k] for k in categories) == n

@@ -288,9 +288,13 @@ class EvaluateConfig(SamplingConfig, RuntimeConfig):
     blue_name: str = opt("blue", "label of the blue corner in the outputs")
     per_device_eval_batch_size: int = opt(16, "prompts per generation batch")
     max_prompts: int = opt(-1, "use only the first N prompts (-1: all)")
+    samples_per_prompt: int = opt(
+        1, "answers per prompt and corner, each sampled afresh (rates over more answers move in finer steps)"
+    )
     ground_truth: GroundTruth = opt("none", "'toyworld': also report the judges' true helpfulness and harm")
 
     def __post_init__(self) -> None:
         SamplingConfig.__post_init__(self)
         check(self.per_device_eval_batch_size >= 1, "per_device_eval_batch_size must be at least 1")
         check(self.max_prompts == -1 or self.max_prompts >= 1, "max_prompts must be -1 or at least 1")
+        check(1 <= self.samples_per_prompt <= 64, "samples_per_prompt must lie in 1..64")

@@ -6,7 +6,9 @@ the unsafe ratio (cost > 0); the blue-vs-red counts (better = higher reward, saf
 the 2×2 win-rate matrix by safety (red safe/unsafe × blue safe/unsafe: count and blue win rate);
 a per-harm-category breakdown when the prompts carry ``harm_category`` (or ``category``); and with
 ``ground_truth=toyworld`` the judges' true helpfulness and unsafe rates. ``table.csv`` has one
-row per prompt.
+row per answer pair: with ``samples_per_prompt`` k > 1 each corner answers every prompt k times
+(fresh samples), every rate and the win rate are over all k answers, and a policy's unsafe rate on
+n prompts moves in steps of 1/(k·n) instead of 1/n.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def breakdown(
         groups.setdefault(category_of(row) or "none", []).append(k)
     out: dict[str, float] = {}
     for name, keep in sorted(groups.items()):
-        out[f"eval/category/{name}/prompts"] = float(len(keep))
+        out[f"eval/category/{name}/prompts"] = float(len({rows[k]["prompt"] for k in keep}))
         for corner in CORNERS:
             out.update(
                 corner_metrics(f"eval/category/{name}/{corner}", results[corner], verdicts[corner], keep)
@@ -122,7 +124,8 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, float]:
     """The arena; ``events.jsonl`` reports progress in answers (both corners: twice the prompts)."""
     with StageRun.open(cfg.output_dir, "evaluate") as run:
         summary = _evaluate(cfg, run)
-        run.done_message = f"arena over {int(summary['data/prompts'])} prompts"
+        prompts, answers = int(summary["data/prompts"]), int(summary["data/answers"])
+        run.done_message = f"arena over {prompts} prompts, {answers} answers per corner"
     return summary
 
 
@@ -142,13 +145,23 @@ def _evaluate(cfg: EvaluateConfig, run: StageRun) -> dict[str, float]:
     source = load_prompts(cfg, tokenizer)
     reward_model = load_scorer(cfg.reward_model_name_or_path, "reward", device, dtype)
     cost_model = load_scorer(cfg.cost_model_name_or_path, "cost", device, dtype)
-    progress = run.counter(len(CORNERS) * prompt_count(cfg, source))
+    repeats = cfg.samples_per_prompt
+    progress = run.counter(len(CORNERS) * prompt_count(cfg, source) * repeats)
     paths = {"red": cfg.red_model_name_or_path, "blue": cfg.blue_model_name_or_path}
     # Independent samples per corner, as the reference's arena (a shared seed would make near-identical
     # policies tie on most prompts, and a tie is not a win).
     results = {
         c: answer(
-            cfg, paths[c], source, device, dtype, reward_model, cost_model, seed_offset=k, on_batch=progress
+            cfg,
+            paths[c],
+            source,
+            device,
+            dtype,
+            reward_model,
+            cost_model,
+            seed_offset=k,
+            on_batch=progress,
+            repeats=repeats,
         )
         for k, c in enumerate(CORNERS)
     }
@@ -157,8 +170,8 @@ def _evaluate(cfg: EvaluateConfig, run: StageRun) -> dict[str, float]:
     verdicts = {
         c: judge_toyworld([r["prompt"] for r in rows], results[c].texts) if toy else None for c in CORNERS
     }
-    everything = list(range(len(rows)))
-    summary = {"data/prompts": float(len(rows))}
+    everything = list(range(len(rows)))  # one row per answer: each prompt samples_per_prompt times
+    summary = {"data/prompts": float(len(rows) // repeats), "data/answers": float(len(rows))}
     for corner in CORNERS:
         summary.update(corner_metrics(f"eval/{corner}", results[corner], verdicts[corner], everything))
     summary.update(win_rate_matrix(results["red"], results["blue"]))

@@ -63,9 +63,11 @@ def answer(
     cost_model: ScoreModel | None,
     seed_offset: int = 0,
     on_batch: Callable[[int], None] | None = None,
+    repeats: int = 1,
 ) -> Responses:
-    """Answer the first ``max_prompts`` prompts with the policy at ``policy_path``, sampling from
-    seed ``cfg.seed + seed_offset``."""
+    """Answer the first ``max_prompts`` prompts ``repeats`` times (all of them, then all again: each
+    answer a fresh sample) with the policy at ``policy_path``, sampling from seed
+    ``cfg.seed + seed_offset``."""
     tokenizer = load_tokenizer(policy_path, padding_side="left", trust_remote_code=cfg.trust_remote_code)
     policy: nn.Module = load_causal_lm(policy_path, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
     policy.to(device).eval()
@@ -81,7 +83,7 @@ def answer(
         device,
         reward_model=reward_model,
         cost_model=cost_model,
-        indices=range(count),
+        indices=[i for _ in range(repeats) for i in range(count)],
         on_batch=on_batch,
     )
 

@@ -82,7 +82,14 @@ TOY_POLICY = {
 # below round 1's threshold, so a fixed one lets round 2 trade safety for reward; the paper's
 # presets tighten it after round 1 too. Measured in docs/rounds.md ("Efficacy").
 TOY_THRESHOLDS = (-3.5, -4.1)
-TOY_EVALUATE = {"max_prompt_length": 40, "per_device_eval_batch_size": 100, "num_threads": 1}
+TOY_EVALUATE = {
+    "max_prompt_length": 40,
+    "per_device_eval_batch_size": 100,
+    "num_threads": 1,
+    # 4 answers per held-out prompt and corner: the unsafe rate of one answer per prompt moved in steps
+    # of 1/132 in the toy world, which hid the difference between rounds (docs/rounds.md "Efficacy").
+    "samples_per_prompt": 4,
+}
 
 
 def is_toyworld(session: Session, project_id: int) -> bool:
