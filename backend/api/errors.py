@@ -5,11 +5,13 @@ No traceback or internal path ever reaches a response; unexpected errors are log
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import exc as sa_exc
@@ -85,6 +87,34 @@ def page_user(request: Request) -> dict[str, Any]:
     return context
 
 
+def identify_browser_user(request: Request) -> None:
+    """An unknown URL fails in the router, before any dependency has read the session cookie; read
+    it here so that the 404 page keeps the navigation too. Any failure leaves the page without it."""
+    from backend.config import get_settings
+    from backend.db.session import get_sessionmaker
+    from backend.edge.deps import get_db, session_cookie_name
+    from backend.edge.principal import principal_from_session
+    from backend.services.sessions import resolve_session
+
+    settings = getattr(request.app.state, "settings", None) or get_settings()
+    cookie = request.cookies.get(session_cookie_name(settings))
+    if not cookie:
+        return
+    # The routes' own database session where the app overrides it (as the tests do), else a new one.
+    override = request.app.dependency_overrides.get(get_db)
+    factory = getattr(request.app.state, "sessionmaker", None) or get_sessionmaker()
+    with contextlib.nullcontext(override()) if override else factory() as db:
+        try:
+            record = resolve_session(session=db, settings=settings, cookie_value=cookie)
+            if record is None:
+                return
+            # Load what the page shows while the session is open: the page renders after it closes.
+            _ = (record.csrf_token, record.user.role, record.user.display_name, record.user.email)
+            request.state.principal = principal_from_session(record)
+        except sa_exc.SQLAlchemyError:
+            logger.warning("no navigation on a 404 page: the session lookup failed", exc_info=True)
+
+
 DATABASE_RETRY_AFTER_S = 5
 
 
@@ -111,6 +141,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if (
+            exc.status_code == 404
+            and wants_html(request)
+            and getattr(request.state, "principal", None) is None
+        ):
+            await run_in_threadpool(identify_browser_user, request)
         return render_error(
             request,
             exc.status_code,

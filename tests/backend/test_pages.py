@@ -215,6 +215,20 @@ def test_a_forbidden_page_keeps_the_navigation_of_the_logged_in_user(client: Tes
     assert 'href="/"' in page.text  # and a way home
 
 
+def test_a_page_that_does_not_exist_keeps_the_navigation_of_the_logged_in_user(
+    client: TestClient, db_session
+) -> None:  # type: ignore[no-untyped-def]
+    person = make_user(db_session, role=UserRole.reviewer)
+    login(client, person.email)
+    page = client.get("/no/such/page", headers={"Accept": "text/html"})
+    assert page.status_code == 404
+    nav = page.text.split('<nav class="topnav"')[1].split("</nav>")[0]
+    assert 'href="/review"' in nav and 'href="/account/tokens"' in nav
+    assert f'value="{csrf_of(db_session, person)}"' in page.text  # logging out works from here
+    anonymous = TestClient(client.app).get("/no/such/page", headers={"Accept": "text/html"})
+    assert anonymous.status_code == 404 and 'action="/logout"' not in anonymous.text
+
+
 def test_a_reviewer_reads_the_quality_page_of_their_project_only(client: TestClient, db_session) -> None:  # type: ignore[no-untyped-def]
     admin, reviewer = (
         make_user(db_session, role=UserRole.admin),
