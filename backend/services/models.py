@@ -273,6 +273,8 @@ def model_lineage(*, session: Session, model: ModelArtifact) -> dict[str, Any]:
             "kind": job.kind,
             "state": job.state,
             "config": job.config,
+            # By id: the reward and cost models a policy stage scored with, its reference, its data.
+            "inputs": job.inputs or {},
             "final_metrics": _final_metrics(session, job.id),
             "finished_at": job.finished_at,
         },

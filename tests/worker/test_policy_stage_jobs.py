@@ -145,6 +145,7 @@ def test_a_policy_stage_runs_as_a_job_and_registers_its_policy(
 ) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from backend.api.schemas.models import Lineage
     from backend.services.models import model_lineage, resolve_model_dir
 
     config, own_metric = STAGES[stage]
@@ -170,11 +171,20 @@ def test_a_policy_stage_runs_as_a_job_and_registers_its_policy(
     assert lineage["parent"]["id"] == platform.base_model_id
     assert lineage["training_job"]["id"] == job_id and lineage["training_job"]["kind"] == stage
     assert model.snapshot_id == jobs["inputs"][stage].get("snapshot_id")  # ppo, reward-shaping: none
-    assert job.inputs == jobs["inputs"][stage]
-    if stage in ("ppo", "reward-shaping"):
-        assert job.inputs["reward_model_id"] == jobs["scores"][ArtifactKind.reward]
-    if stage == "reward-shaping":
-        assert job.inputs["cost_model_id"] == jobs["scores"][ArtifactKind.cost]
+    # The lineage names the reward and cost models the policy was trained against (by id).
+    linked = Lineage.model_validate(lineage).training_job
+    assert linked is not None and linked.inputs == jobs["inputs"][stage]
+    scored_with = {key: linked.inputs.get(key) for key in ("reward_model_id", "cost_model_id")}
+    reward, cost = jobs["scores"][ArtifactKind.reward], jobs["scores"][ArtifactKind.cost]
+    assert (
+        scored_with
+        == {
+            "sft": {"reward_model_id": None, "cost_model_id": None},
+            "ppo": {"reward_model_id": reward, "cost_model_id": None},
+            "reward-shaping": {"reward_model_id": reward, "cost_model_id": cost},
+            "dpo": {"reward_model_id": None, "cost_model_id": None},
+        }[stage]
+    )
     assert own_metric in model.metrics  # the stage's summary.json
     assert not any(f["path"].startswith("checkpoints") for f in model.files)
     # The registered files load with transformers and are not the base's weights.

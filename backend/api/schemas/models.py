@@ -56,6 +56,9 @@ class JobLink(BaseModel):
     kind: JobKind
     state: JobState
     config: dict[str, Any]
+    inputs: dict[str, Any] = Field(
+        description="the job's inputs by id: base_model_id, reward_model_id, cost_model_id, snapshot_id, ..."
+    )
     final_metrics: dict[str, float] = Field(description="each metric's value at its last step")
     finished_at: dt.datetime | None
 
