@@ -33,7 +33,8 @@ RL = {
     "logging_steps": 1,
     **CPU,
 }
-# Stage -> (config, a metric only that stage's summary has). A few optimizer steps each.
+# Stage -> (config, a metric of the stage's own objective, checked in Postgres and summary.json).
+# A few optimizer steps each.
 STAGES: dict[str, tuple[dict[str, Any], str]] = {
     "sft": ({**SUPERVISED, "max_steps": 3, "gradient_accumulation_steps": 1, "seed": 21}, "train/loss"),
     "ppo": ({**RL, "max_steps": 2, "seed": 22}, "train/reward_critic_loss"),
