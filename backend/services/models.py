@@ -180,6 +180,7 @@ def list_models(
     kind: ArtifactKind | None = None,
     project_id: int | None = None,
     round_id: int | None = None,
+    training_job_id: int | None = None,
     limit: int = 200,
 ) -> list[ModelArtifact]:
     query = select(ModelArtifact).order_by(ModelArtifact.id.desc()).limit(limit)
@@ -189,6 +190,8 @@ def list_models(
         query = query.where(ModelArtifact.project_id == project_id)
     if round_id is not None:
         query = query.where(ModelArtifact.round_id == round_id)
+    if training_job_id is not None:
+        query = query.where(ModelArtifact.training_job_id == training_job_id)
     return list(session.scalars(query))
 
 

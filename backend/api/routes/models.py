@@ -50,9 +50,19 @@ def read_models(
     kind: ArtifactKind | None = None,
     project_id: int | None = None,
     round_id: int | None = None,
+    training_job_id: Annotated[
+        int | None, Query(description="only the models this training job produced (the job page asks)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[ModelRead]:
-    rows = list_models(session=db, kind=kind, project_id=project_id, round_id=round_id, limit=limit)
+    rows = list_models(
+        session=db,
+        kind=kind,
+        project_id=project_id,
+        round_id=round_id,
+        training_job_id=training_job_id,
+        limit=limit,
+    )
     return [ModelRead.model_validate(m) for m in rows]
 
 
