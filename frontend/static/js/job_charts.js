@@ -1,12 +1,11 @@
 // Live metric charts of a training job: one small Plotly chart per metric. While the job runs, the
 // page asks GET /api/v1/jobs/{id}/metrics?after_step=N every 2 s and appends only the new points;
 // once the job is in a final state it fetches one last time and stops. Plotly's modebar saves a
-// chart as PNG (the camera icon).
+// chart as PNG (the camera icon). The state, progress, log and models are job_live.js's.
 (function () {
   "use strict";
   var POLL_MS = 2000;
   var FINAL = { succeeded: true, failed: true, cancelled: true };
-  var BADGES = { succeeded: "badge-safe", failed: "badge-unsafe", cancelled: "badge-warn", running: "badge-run" };
   // The metrics people look at first come first; the rest follow by name.
   var ORDER = ["train/loss", "eval/accuracy", "train/accuracy", "train/reward", "train/cost",
     "train/lambda", "train/kl_divergence", "train/episode_cost"];
@@ -67,34 +66,9 @@
     chart.el.dataset.points = String(Number(chart.el.dataset.points) + fresh.length);
   }
 
-  function formatEta(seconds) {
-    if (seconds === null || seconds === undefined) { return "–"; }
-    var s = Math.round(seconds);
-    if (s >= 3600) { return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min"; }
-    if (s >= 60) { return Math.floor(s / 60) + " min " + (s % 60) + " s"; }
-    return s + " s";
-  }
-
-  function showStatus(data) {
-    var bar = document.getElementById("job-progress");
-    if (bar) { bar.value = data.progress; }
-    var text = document.getElementById("job-progress-text");
-    if (text) { text.textContent = (data.progress * 100).toFixed(1) + "%"; }
-    var step = document.getElementById("job-step");
-    if (step && data.current_step !== null) { step.textContent = String(data.current_step); }
-    var eta = document.getElementById("job-eta");
-    if (eta) { eta.textContent = FINAL[data.state] ? "–" : formatEta(data.eta_s); }
-    var state = document.querySelector("#job-state [data-state]");
-    if (state && state.dataset.state !== data.state) {
-      state.dataset.state = data.state;
-      state.textContent = data.state;
-      state.className = "badge " + (BADGES[data.state] || "");
-      var note = document.getElementById("charts-note");
-      if (note && FINAL[data.state]) { note.textContent = "The job is " + data.state + "; reload for the final log and models."; }
-      // Cancel no longer applies to a finished job; a reload shows Retry where it does.
-      var actions = document.getElementById("job-actions");
-      if (actions && FINAL[data.state]) { actions.hidden = true; }
-    }
+  function showFinal(state) {
+    var note = document.getElementById("charts-note");
+    if (note) { note.textContent = "The job is " + state + ": final values per step. Each chart's camera icon saves it as PNG."; }
   }
 
   function poll() {
@@ -107,9 +81,8 @@
       .then(function (data) {
         Object.keys(data.series).forEach(function (name) { append(name, data.series[name]); });
         if (data.last_step !== null && (lastStep === null || data.last_step > lastStep)) { lastStep = data.last_step; }
-        showStatus(data);
         root.dataset.state = data.state;
-        if (FINAL[data.state]) { root.dataset.final = "true"; return; }
+        if (FINAL[data.state]) { root.dataset.final = "true"; showFinal(data.state); return; }
         timer = setTimeout(poll, POLL_MS);
       })
       .catch(function () { timer = setTimeout(poll, POLL_MS * 2); });  // a blip: try again later
