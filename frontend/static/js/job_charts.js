@@ -68,7 +68,7 @@
 
   function showFinal(state) {
     var note = document.getElementById("charts-note");
-    if (note) { note.textContent = "The job is " + state + ": final values per step. Each chart's camera icon saves it as PNG."; }
+    if (note) { note.textContent = "Final values per step (the job " + state + "). Each chart's camera icon saves it as PNG."; }
   }
 
   function poll() {
