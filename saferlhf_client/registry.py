@@ -76,8 +76,11 @@ class RegistryMixin:
         kind: str | None = None,
         project_id: int | None = None,
         round_id: int | None = None,
+        training_job_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        params = {k: v for k, v in (("kind", kind), ("project_id", project_id), ("round_id", round_id)) if v}
+        """Registered models, filtered; `training_job_id`: the models that job produced."""
+        filters = (("kind", kind), ("project_id", project_id), ("round_id", round_id))
+        params = {k: v for k, v in (*filters, ("training_job_id", training_job_id)) if v}
         result: list[dict[str, Any]] = self._call("GET", "/models", params=params)
         return result
 

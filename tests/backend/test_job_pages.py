@@ -62,14 +62,20 @@ def test_the_job_page_shows_progress_eta_worker_error_log_inputs_and_produced_mo
     add_metrics(db_session, job, range(1, 6), NAMES)
     html = client.get(f"/admin/jobs/{job.id}").text
     assert 'id="job-progress"' in html and 'value="0.4"' in html and "1 min 15 s" in html  # ETA 75 s
-    assert "gpu-worker@host-1" in html and "1 of 3" in html
+    assert "gpu-worker@host-1" in html
+    assert re.search(r'id="job-attempt">1</span> of <span id="job-max-attempts">3<', html)
     assert "CUDA out of memory" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
     assert f'href="/api/v1/snapshots/{snapshot.id}"' in html and f'href="/admin/models/{base.id}"' in html
     assert f'href="/admin/models/{produced.id}"' in html
+    listed = client.get("/api/v1/models", params={"training_job_id": job.id}).json()
+    assert [m["id"] for m in listed] == [produced.id]  # what the live page asks for once the job ends
     assert '<script src="/vendor/plotly.min.js"></script>' in html
     assert re.search(rf'id="job-charts"[^>]*data-job-id="{job.id}"', html)
-    assert f'action="/admin/jobs/{job.id}/cancel"' in html and "/retry" not in html
+    # Both forms are in the page (the live script shows the one that applies); a running job's
+    # Retry is hidden.
+    assert re.search(rf'action="/admin/jobs/{job.id}/cancel"[^>]*data-when="queued running">', html)
+    assert re.search(rf'action="/admin/jobs/{job.id}/retry"[^>]*data-when="failed cancelled" hidden>', html)
 
 
 def test_the_job_page_and_the_api_show_the_world_size_and_say_metrics_come_from_rank_0(  # type: ignore[no-untyped-def]
@@ -160,7 +166,9 @@ def test_a_running_job_is_marked_for_cancellation_for_its_worker_to_stop(admin, 
     db_session.expire_all()
     row = db_session.get(TrainingJob, job.id)
     assert row.state is JobState.running and row.cancel_requested
-    assert f'action="/admin/jobs/{job.id}/cancel"' not in client.get(f"/admin/jobs/{job.id}").text
+    page = client.get(f"/admin/jobs/{job.id}").text
+    assert re.search(rf'action="/admin/jobs/{job.id}/cancel"[^>]*data-when="queued running" hidden>', page)
+    assert re.search(r'id="job-cancel-requested">cancel requested<', page)
 
 
 def test_model_pages_show_lineage_with_links_and_a_download(admin, db_session, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
