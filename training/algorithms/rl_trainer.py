@@ -40,6 +40,7 @@ from training.algorithms.rl_metrics import batch_metrics, mean_metrics
 from training.algorithms.rl_phases import PolicyPhases
 from training.algorithms.rollout import SamplingSettings
 from training.config import RLConfig, config_to_dict
+from training.engine.checkpoint import RANK_DONE, rank_dir
 from training.engine.distributed import (
     barrier,
     init_deepspeed_distributed,
@@ -73,10 +74,17 @@ def _crossed(every: int, before: int, after: int) -> bool:
     return every > 0 and before // every != after // every
 
 
-def _kill_if_asked(step: int) -> None:
-    """Die like ``kill -9`` on the rank and step :data:`KILL_ENV` names, mid-checkpoint."""
+def _kill_if_asked(step: int, own: Path) -> None:
+    """Die like ``kill -9`` on the rank and step :data:`KILL_ENV` names, mid-checkpoint, once every
+    other rank has finished its part (up to a minute): the checkpoint then lacks exactly this rank's
+    part. Dying at once could also take the others down before they finish (the launcher stops
+    them), which would test less."""
     value = os.environ.get(KILL_ENV)
     if value and value == f"{rank()}:{step}":
+        others = [rank_dir(own.parent, r) / RANK_DONE for r in range(world_size()) if r != rank()]
+        deadline = time.monotonic() + 60
+        while not all(done.is_file() for done in others) and time.monotonic() < deadline:
+            time.sleep(0.05)
         logger.warning("%s=%s: SIGKILL mid-checkpoint for a resume test", KILL_ENV, value)
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -247,7 +255,7 @@ class PolicyTrainer(PolicyPhases, CheckpointedRun):
                 "objective": self.objective.state_dict(),  # this rank's own λ and window, for audits
             }
             save_state(own, RANK_STATE, rank_state)
-            _kill_if_asked(self.pos.global_step)
+            _kill_if_asked(self.pos.global_step, own)
 
         path = self.checkpoints.save_all_ranks(
             self.pos.global_step,
