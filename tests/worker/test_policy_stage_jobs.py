@@ -100,8 +100,8 @@ def jobs(
             "cost_model_id": scores[ArtifactKind.cost],
             "prompts_key": prompts_key,
         },
-        # The reference named explicitly (a round leaves it out: the stage then uses the base).
-        "dpo": {"base_model_id": base, "reference_model_id": base, "snapshot_id": snapshot},
+        # As a round submits it: no reference named, so the stage uses the base as its reference.
+        "dpo": {"base_model_id": base, "snapshot_id": snapshot},
     }
     log = root / "worker.log"
     worker = start(
