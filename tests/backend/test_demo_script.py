@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -19,29 +20,39 @@ from tests.support.processes import child_env, free_port, start, stop, wait_unti
 pytestmark = pytest.mark.timeout(300)
 
 
+def start_demo(root: Path, tmp_path: Path, log: Path, **settings: str) -> subprocess.Popen[bytes]:
+    """scripts/demo.sh with its own servers on free ports (never the test session's), its artifacts
+    and logs under tmp_path, and ``settings`` (SERVE, ROUNDS, PORT, ...) in its environment; returns
+    once it serves, or has exited."""
+    env = child_env(
+        DEMO_STATE=str(root / "svc"),
+        DEV_PG_PORT="auto",
+        DEV_REDIS_PORT="auto",
+        ARTIFACTS_DIR=str(tmp_path / "artifacts"),
+        **{"DEMO_LOGS": str(tmp_path / "logs"), **settings},
+    )
+    for given in ("DATABASE_URL", "REDIS_URL"):  # the demo starts its own servers
+        env.pop(given, None)
+    demo = start(["bash", str(REPO_ROOT / "scripts" / "demo.sh")], env=env, log=log)
+    try:
+        wait_until(
+            lambda: "is running at" in log.read_text() or demo.poll() is not None,
+            timeout=180,
+            what="the demo",
+            log=log,
+        )
+    except BaseException:
+        stop(demo)
+        raise
+    return demo
+
+
 def test_ctrl_c_stops_the_running_demo_and_everything_it_started_with_exit_status_0(tmp_path: Path) -> None:
     log = tmp_path / "demo.log"
     with services_dir() as root:
-        env = child_env(
-            SERVE="1",
-            ROUNDS="0",  # the rounds have their own test (tests/simulate/test_round_end_to_end.py)
-            PORT=str(free_port()),
-            DEMO_STATE=str(root / "svc"),
-            DEV_PG_PORT="auto",
-            DEV_REDIS_PORT="auto",
-            ARTIFACTS_DIR=str(tmp_path / "artifacts"),
-            DEMO_LOGS=str(tmp_path / "logs"),
-        )
-        for given in ("DATABASE_URL", "REDIS_URL"):  # the demo starts its own servers
-            env.pop(given, None)
-        demo = start(["bash", str(REPO_ROOT / "scripts" / "demo.sh")], env=env, log=log)
+        # The rounds have their own test (below, and tests/simulate/test_round_end_to_end.py).
+        demo = start_demo(root, tmp_path, log, SERVE="1", ROUNDS="0", PORT=str(free_port()))
         try:
-            wait_until(
-                lambda: "is running at" in log.read_text() or demo.poll() is not None,
-                timeout=180,
-                what="the demo",
-                log=log,
-            )
             assert demo.poll() is None, log.read_text()
             started = psutil.Process(demo.pid).children(recursive=True)  # the app, the worker, its pool
             started += [
@@ -85,29 +96,19 @@ def test_the_serving_demo_answers_at_once_runs_its_rounds_in_the_background_and_
     settings.write_text(json.dumps(TINY_ROUND))
     port = free_port()
     with services_dir() as root:
-        env = child_env(
+        demo = start_demo(
+            root,
+            tmp_path,
+            log,
             SERVE="1",
             ROUNDS="1",
             PORT=str(port),
-            DEMO_STATE=str(root / "svc"),
-            DEV_PG_PORT="auto",
-            DEV_REDIS_PORT="auto",
-            ARTIFACTS_DIR=str(tmp_path / "artifacts"),
             DEMO_LOGS=str(logs),
             DEMO_WORK=str(work),
             DEMO_ROUNDS_ARGS=f"--sft-rows 300 --sft-epochs 1 --prompts 6 --responses 2 --bots 2 "
             f"--settings {settings}",
         )
-        for given in ("DATABASE_URL", "REDIS_URL"):  # the demo starts its own servers
-            env.pop(given, None)
-        demo = start(["bash", str(REPO_ROOT / "scripts" / "demo.sh")], env=env, log=log)
         try:
-            wait_until(
-                lambda: "is running at" in log.read_text() or demo.poll() is not None,
-                timeout=180,
-                what="the demo",
-                log=log,
-            )
             # Serving at once: the rounds have not finished (their set-up alone trains an SFT model).
             assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
             assert not (work / "report.json").exists()

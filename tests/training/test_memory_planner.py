@@ -8,21 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.model_shapes import LLAMA_2_7B
 from tests.training.conftest import run_cli
 from training.planning.memory import trained_memory
 from training.planning.shapes import Shape
-
-LLAMA_2_7B = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "hidden_size": 4096,
-    "intermediate_size": 11008,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 32,
-    "vocab_size": 32000,
-    "tie_word_embeddings": False,
-}
 
 
 @pytest.fixture

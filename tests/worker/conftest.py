@@ -197,6 +197,33 @@ def _clean_model_dir(source: Path, target: Path) -> Path:
     return target
 
 
+def worker_command(queue: str, name: str, *, concurrency: int = 1) -> list[str]:
+    """`celery worker` on ``queue``: prefork pool, prefetch 1, no gossip or mingle (a test's
+    workers must not wait for each other)."""
+    return [
+        PYTHON,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "-Q",
+        queue,
+        "-c",
+        str(concurrency),
+        "--prefetch-multiplier",
+        "1",
+        "--pool",
+        "prefork",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "INFO",
+        "-n",
+        name,
+    ]
+
+
 @pytest.fixture
 def start_worker(platform: Platform, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start `celery worker` processes on the platform's queue (concurrency 1, prefetch 1)."""
@@ -204,28 +231,7 @@ def start_worker(platform: Platform, tmp_path: Path) -> Iterator[Callable[..., s
 
     def _start(name: str = "w1", **extra_env: str) -> subprocess.Popen[bytes]:
         proc = start(
-            [
-                PYTHON,
-                "-m",
-                "celery",
-                "-A",
-                "worker.celery_app",
-                "worker",
-                "-Q",
-                platform.queue,
-                "-c",
-                "1",
-                "--prefetch-multiplier",
-                "1",
-                "--pool",
-                "prefork",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-                "-n",
-                f"{name}-{platform.queue}@%h",
-            ],
+            worker_command(platform.queue, f"{name}-{platform.queue}@%h"),
             env=child_env(**platform.env, **extra_env),
             log=tmp_path / f"worker-{name}.log",
         )

@@ -16,22 +16,12 @@ import pytest
 from backend.config import Settings, parse_memory_size
 from backend.db.models import TrainingJob
 from backend.domain.enums import JobKind, JobState
+from tests.support.model_shapes import LLAMA_2_7B
 from tests.worker.conftest import FAST_CONFIG, Platform, training_pids
 from worker import launch
 from worker.runner import gpu_memory, memory_refusal
 
 GiB = 2**30
-LLAMA_2_7B = {  # Llama-2-7B's published config.json fields that size it (6.74B parameters)
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "hidden_size": 4096,
-    "intermediate_size": 11008,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 32,
-    "vocab_size": 32000,
-    "tie_word_embeddings": False,
-}
 DONE = (JobState.succeeded, JobState.failed, JobState.cancelled)
 # The config the stage would run on a GPU worker: "auto" takes the GPU when there is one.
 GPU_CONFIG: dict[str, Any] = {**FAST_CONFIG, "device": "auto"}

@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 
 from backend.db.models import Metric, ModelArtifact
 from backend.domain.enums import ArtifactKind, JobState
-from tests.support.processes import PYTHON, child_env, start, stop
+from tests.support.processes import child_env, start, stop
 from tests.training.rl_fixtures import save_micro_score_model, write_prompts
-from tests.worker.conftest import Platform, register_snapshot
+from tests.worker.conftest import Platform, register_snapshot, worker_command
 
 CPU = {"num_threads": 1, "device": "cpu", "save_steps": 100}
 SUPERVISED = {"epochs": 1, "per_device_train_batch_size": 8, "max_length": 64, "logging_steps": 1, **CPU}
@@ -104,27 +104,9 @@ def jobs(
         "dpo": {"base_model_id": base, "snapshot_id": snapshot},
     }
     log = root / "worker.log"
+    # Two jobs at a time, one torch thread each (num_threads 1).
     worker = start(
-        [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "worker.celery_app",
-            "worker",
-            "-Q",
-            platform.queue,
-            "-c",
-            "2",  # two jobs at a time, one torch thread each (num_threads 1)
-            "--prefetch-multiplier",
-            "1",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-            "-n",
-            f"policy-{platform.queue}@%h",
-        ],
+        worker_command(platform.queue, f"policy-{platform.queue}@%h", concurrency=2),
         env=child_env(**platform.env),
         log=log,
     )
