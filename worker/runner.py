@@ -44,7 +44,13 @@ from backend.db.models import DatasetSnapshot, TrainingJob
 from backend.domain.enums import JobState
 from backend.domain.errors import DomainError
 from backend.services.jobs import Lease, claim_job
-from backend.services.jobs_submit import PROMPTS_FILE, PROMPTS_INPUT, ROLE_INPUTS, SNAPSHOT_INPUTS
+from backend.services.jobs_submit import (
+    PROMPTS_FILE,
+    PROMPTS_INPUT,
+    ROLE_INPUTS,
+    SNAPSHOT_INPUTS,
+    placement_error,
+)
 from backend.services.storage import resolve_artifact
 from training.errors import ConfigError
 from training.planning.check import ensure_fits
@@ -223,9 +229,9 @@ def _settle(
 
 
 def _command(settings: Settings, job: TrainingJob, job_dir: Path) -> list[str]:
-    if job.gpus > 1 and not get_stage(job.kind.value).trains:
-        # Under the launcher every rank would run the whole stage and write the same files.
-        raise InputError(f"{job.kind.value} runs in one process; submit it with gpus=1")
+    refusal = placement_error(job.kind, gpus=job.gpus, nodes=job.nodes)
+    if refusal:
+        raise InputError(refusal)
     hostfile = None
     if job.nodes > 1:
         if settings.job_hostfile is None:

@@ -146,6 +146,18 @@ def job_key(kind: JobKind, config: dict[str, Any], input_hashes: dict[str, str])
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def placement_error(kind: JobKind, *, gpus: int, nodes: int) -> str | None:
+    """Why the launcher cannot start ``kind`` on ``gpus`` GPUs over ``nodes`` nodes, or None.
+    Checked at submission, and again by the worker for a job queued before the rule existed."""
+    if gpus % nodes:
+        # The launcher starts gpus/nodes processes on each node (gpus counts all nodes together).
+        return f"{gpus} GPUs do not split evenly over {nodes} nodes: each node runs gpus/nodes ranks"
+    if gpus > 1 and not get_stage(kind.value).trains:
+        # Under the launcher every rank would run the whole stage and write the same files.
+        return f"{kind.value} runs in one process; submit it with gpus=1"
+    return None
+
+
 def submit_job(
     *,
     session: Session,
@@ -166,14 +178,9 @@ def submit_job(
     transaction); the caller publishes the wake-up message afterwards."""
     if not 1 <= gpus <= MAX_GPUS or not 1 <= nodes <= MAX_GPUS or nodes > gpus:
         raise InvalidInput(f"gpus must lie in 1..{MAX_GPUS} and nodes in 1..gpus")
-    if gpus % nodes:
-        # The launcher starts gpus/nodes processes on each node (gpus counts all nodes together).
-        raise InvalidInput(
-            f"gpus ({gpus}) must be a multiple of nodes ({nodes}): each node runs gpus/nodes ranks"
-        )
-    if gpus > 1 and not get_stage(kind.value).trains:
-        # Under the launcher every rank would run the whole stage and write the same files.
-        raise InvalidInput(f"{kind.value} runs in one process; submit it with gpus=1")
+    refusal = placement_error(kind, gpus=gpus, nodes=nodes)
+    if refusal:
+        raise InvalidInput(refusal)
     if not 1 <= max_attempts <= 20:
         raise InvalidInput("max_attempts must lie in 1..20")
     normalised = _validated_config(kind, config, inputs)

@@ -93,7 +93,7 @@ def test_invalid_submissions_are_refused_before_anything_is_queued(
 @pytest.mark.parametrize(
     ("placement", "message"),
     [
-        ({"gpus": 3, "nodes": 2}, "gpus (3) must be a multiple of nodes (2)"),
+        ({"gpus": 3, "nodes": 2}, "3 GPUs do not split evenly over 2 nodes"),
         ({"gpus": 2, "nodes": 3}, "nodes in 1..gpus"),
     ],
 )
